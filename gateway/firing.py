@@ -1,0 +1,134 @@
+"""Carry out a ``Fire`` decision: idempotency check, rate limit, attempts with backoff, outcome.
+
+The outcome is durable before the runner returns: a ``FiringRecord`` on success, a dead letter
+(with the events and the last reason) when the attempts run out or the failure cannot be retried.
+Only then may the runtime acknowledge the firing's events on the bus. A firing whose key the
+store already knows is not carried out again (a replay after a crash, or a duplicate delivery).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from gateway.errors import TriggerError
+from gateway.ratelimit import RateLimiter
+from gateway.store import DeadLetter, FiringRecord, SqliteStore
+from gateway.triggers.base import TriggerExecutor
+from sensors.engine import Fire
+from sensors.spec import Backoff, parse_go_duration
+
+logger = logging.getLogger("triggergate.firing")
+
+
+def backoff_delays(backoff: Backoff | None, rand: Callable[[], float] = random.random) -> list[float]:
+    """The sleeps between attempts, Argo style: ``steps`` total attempts, ``duration`` grows by
+    ``factor``; each sleep is ``d + rand() * jitter * d``. No strategy: one attempt, no sleep."""
+    if backoff is None:
+        return []
+    attempts = backoff.attempts()
+    duration = 1.0 if backoff.duration is None else parse_go_duration(backoff.duration)
+    factor = 1.0 if backoff.factor is None else backoff.factor
+    jitter = 0.0 if backoff.jitter is None else backoff.jitter
+    delays: list[float] = []
+    for _ in range(attempts - 1):
+        delays.append(duration + (rand() * jitter * duration if jitter > 0 else 0.0))
+        if factor > 0:
+            duration *= factor
+    return delays
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: str  # "succeeded" | "dead-lettered" | "already-done"
+    attempts: int
+    result: str
+
+
+class FiringRunner:
+    """Runs the firings of one trigger."""
+
+    def __init__(
+        self,
+        executor: TriggerExecutor,
+        store: SqliteStore,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.executor = executor
+        self.store = store
+        self.trigger = executor.trigger
+        self.delays = backoff_delays(self.trigger.retry_strategy)
+        self.limiter = RateLimiter(self.trigger.rate_limit, sleep=sleep)
+        self._sleep = sleep
+        self._clock = clock
+
+    async def run(self, fire: Fire) -> Outcome:
+        if await self.store.firing_done(fire.key):
+            logger.info(
+                "firing %s of %s/%s was already carried out; not repeating it",
+                fire.key, fire.sensor, fire.trigger,
+                extra={"firing": fire.key, "sensor": fire.sensor, "trigger": fire.trigger},
+            )
+            return Outcome("already-done", 0, "")
+        started = self._clock()
+        attempts = 0
+        last: TriggerError | None = None
+        while True:
+            await self.limiter.acquire()
+            attempts += 1
+            try:
+                result = await self.executor.execute(fire)
+            except TriggerError as exc:
+                last = exc
+            except Exception as exc:  # an executor bug must not lose the firing: dead-letter it
+                logger.exception("trigger %s/%s raised unexpectedly", fire.sensor, fire.trigger)
+                last = TriggerError(f"unexpected error: {exc!r}", retriable=False)
+            else:
+                await self.store.record_firing(
+                    FiringRecord(
+                        key=fire.key, sensor=fire.sensor, trigger=fire.trigger,
+                        event_ids=list(fire.event_ids),
+                        dependencies={dep: ev.id for dep, ev in fire.events.items()},
+                        status="succeeded", attempts=attempts, result=result,
+                        started_at=started, finished_at=self._clock(),
+                    )
+                )
+                logger.info(
+                    "trigger %s/%s succeeded: %s", fire.sensor, fire.trigger, result,
+                    extra={"firing": fire.key, "sensor": fire.sensor, "trigger": fire.trigger,
+                           "event_ids": list(fire.event_ids), "attempts": attempts},
+                )
+                return Outcome("succeeded", attempts, result)
+            more = attempts <= len(self.delays) and last.retriable
+            logger.warning(
+                "trigger %s/%s attempt %d failed%s: %s", fire.sensor, fire.trigger, attempts,
+                "" if more else " (giving up)", last,
+                extra={"firing": fire.key, "sensor": fire.sensor, "trigger": fire.trigger},
+            )
+            if not more:
+                break
+            delay = self.delays[attempts - 1]
+            if last.retry_after is not None:
+                delay = max(delay, last.retry_after)
+            await self._sleep(delay)
+        assert last is not None
+        reason = str(last)
+        dlq_id = await self.store.dead_letter(
+            DeadLetter(
+                key=fire.key, sensor=fire.sensor, trigger=fire.trigger, reason=reason, attempts=attempts,
+                events=[{"dependency": dep, **ev.to_dict()} for dep, ev in fire.events.items()],
+                created_at=self._clock(),
+            )
+        )
+        logger.error(
+            "trigger %s/%s failed after %d attempt(s); dead letter %s: %s",
+            fire.sensor, fire.trigger, attempts, dlq_id, reason,
+            extra={"firing": fire.key, "sensor": fire.sensor, "trigger": fire.trigger, "dead_letter": dlq_id},
+        )
+        return Outcome("dead-lettered", attempts, reason)

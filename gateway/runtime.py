@@ -1,0 +1,267 @@
+"""Wires config -> bus -> sources -> engine -> triggers into one process, and shuts it down cleanly.
+
+Per sensor, one worker consumes the bus as its own group, feeds each event to the pure engine and
+carries out the resulting firings concurrently (bounded). An event is acknowledged on the bus only
+when the engine no longer holds it *and* every firing that carries it has a durable outcome, so a
+crash at any moment loses nothing: the unacknowledged tail is replayed on restart, which rebuilds
+the engine state, and firings whose outcome was recorded are not repeated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from gateway.bus import create_bus
+from gateway.bus.base import Bus, Delivery
+from gateway.config import Manifests
+from gateway.firing import FiringRunner
+from gateway.secrets import SecretStore
+from gateway.sources import build_sources
+from gateway.sources.base import Source
+from gateway.store import SqliteStore
+from gateway.triggers import build_executor
+from gateway.triggers.base import TriggerContext
+from sensors.engine import Decisions, Fire, SensorEngine
+
+logger = logging.getLogger("triggergate.runtime")
+
+
+@dataclass(frozen=True)
+class Settings:
+    state_dir: Path = Path(".triggergate")
+    secrets_dir: Path = Path("secrets")
+    host: str = "0.0.0.0"
+    bus: str = "sqlite"
+    max_in_flight: int = 256
+    shutdown_grace: float = 30.0
+    dedup_window: float = 86400.0
+
+
+class SensorWorker:
+    """Consumes the bus for one sensor and carries out its firings."""
+
+    def __init__(
+        self,
+        engine: SensorEngine,
+        runners: dict[str, FiringRunner],
+        bus: Bus,
+        *,
+        max_in_flight: int = 256,
+    ) -> None:
+        self.engine = engine
+        self.runners = runners
+        self.bus = bus
+        self.group = f"sensor.{engine.spec.metadata.namespace}.{engine.name}"
+        self._deliveries: dict[str, list[Delivery]] = {}
+        self._inflight: Counter[str] = Counter()
+        self._released_waiting: set[str] = set()
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.processed = 0
+        self.fired = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        iterator = self.bus.subscribe(self.group).__aiter__()
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                nxt = asyncio.ensure_future(iterator.__anext__())
+                done, _ = await asyncio.wait({nxt, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if nxt not in done:
+                    nxt.cancel()
+                    break
+                try:
+                    batch = nxt.result()
+                except StopAsyncIteration:
+                    break
+                await self._process(batch)
+        finally:
+            stopping.cancel()
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                try:
+                    await aclose()
+                except (RuntimeError, asyncio.CancelledError):
+                    pass
+
+    async def _process(self, batch: list[Delivery]) -> None:
+        ready: list[Delivery] = []
+        for delivery in batch:
+            event = delivery.event
+            self._deliveries.setdefault(event.id, []).append(delivery)
+            decisions = self.engine.observe(event, datetime.now(UTC))
+            self.processed += 1
+            self._log_decisions(decisions)
+            for fire in decisions.fires:
+                for event_id in fire.event_ids:
+                    self._inflight[event_id] += 1
+            for event_id in decisions.released:
+                if self._inflight[event_id] > 0:
+                    self._released_waiting.add(event_id)
+                else:
+                    self._inflight.pop(event_id, None)
+                    ready.extend(self._deliveries.pop(event_id, ()))
+            for fire in decisions.fires:
+                await self._slots.acquire()
+                task = asyncio.create_task(self._fire(fire), name=f"fire {fire.sensor}/{fire.trigger}")
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        if ready:
+            await self.bus.ack(self.group, ready)
+
+    async def _fire(self, fire: Fire) -> None:
+        self.fired += 1
+        try:
+            await self.runners[fire.trigger].run(fire)
+        except asyncio.CancelledError:
+            logger.warning("firing %s of %s/%s interrupted; it will run again after restart",
+                           fire.key, fire.sensor, fire.trigger)
+            raise
+        except Exception:
+            logger.exception(
+                "the outcome of firing %s of %s/%s could not be recorded; its events stay "
+                "unacknowledged and are replayed after a restart", fire.key, fire.sensor, fire.trigger,
+            )
+            return
+        finally:
+            self._slots.release()
+        ready: list[Delivery] = []
+        for event_id in fire.event_ids:
+            self._inflight[event_id] -= 1
+            if self._inflight[event_id] <= 0:
+                self._inflight.pop(event_id, None)
+                if event_id in self._released_waiting and not self.engine.holds(event_id):
+                    self._released_waiting.discard(event_id)
+                    ready.extend(self._deliveries.pop(event_id, ()))
+        if ready:
+            await self.bus.ack(self.group, ready)
+
+    def _log_decisions(self, decisions: Decisions) -> None:
+        for item in decisions.discarded:
+            logger.debug(
+                "sensor %s: event %s did not pass the filters of %s%s", self.engine.name, item.event_id,
+                item.dependency, f": {'; '.join(item.errors)}" if item.errors else "",
+            )
+        for warning in decisions.warnings:
+            logger.warning(
+                "sensor %s: event %s passed the filters of %s with errors: %s", self.engine.name,
+                warning.event_id, warning.dependency, "; ".join(warning.errors),
+            )
+
+    async def drain(self, timeout: float) -> None:
+        """Wait for in-flight firings; cancel what is left after ``timeout`` seconds."""
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+
+@dataclass
+class Runtime:
+    manifests: Manifests
+    settings: Settings = field(default_factory=Settings)
+
+    def __post_init__(self) -> None:
+        self.bus: Bus | None = None
+        self.store: SqliteStore | None = None
+        self.sources: list[Source] = []
+        self.workers: list[SensorWorker] = []
+        self._worker_tasks: list[asyncio.Task[None]] = []
+        self._stop = asyncio.Event()
+        self._http: httpx.AsyncClient | None = None
+        self.executors: list[object] = []
+
+    async def start(self) -> None:
+        settings = self.settings
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        secrets = SecretStore(settings.secrets_dir)
+        self.bus = create_bus(settings.bus, settings.state_dir, dedup_window=settings.dedup_window)
+        await self.bus.start()
+        self.store = SqliteStore(settings.state_dir / "state.db")
+        await self.store.start()
+        self._http = httpx.AsyncClient(follow_redirects=False)
+        logger.info("state in %s (bus: %s)", settings.state_dir.resolve(), settings.bus)
+        for loaded in self.manifests.sensors:
+            sensor = loaded.model
+            engine = SensorEngine(sensor)
+            context = TriggerContext(
+                sensor=sensor.metadata.name, namespace=sensor.metadata.namespace,
+                secrets=secrets, http=self._http,
+            )
+            runners: dict[str, FiringRunner] = {}
+            for trigger in sensor.spec.triggers:
+                executor = build_executor(trigger, context)
+                self.executors.append(executor)
+                runners[trigger.name] = FiringRunner(executor, self.store)
+            worker = SensorWorker(engine, runners, self.bus, max_in_flight=settings.max_in_flight)
+            self.workers.append(worker)
+            self._worker_tasks.append(asyncio.create_task(worker.run(self._stop), name=f"sensor {engine.name}"))
+            logger.info(
+                "sensor %s: dependencies %s; triggers %s", engine.name,
+                ", ".join(f"{d.name} <- {d.event_source_name}/{d.event_name}" for d in sensor.spec.dependencies),
+                ", ".join(f"{t.name} ({t.template.kind})" for t in sensor.spec.triggers),
+            )
+        self.sources = build_sources(
+            [loaded.model for loaded in self.manifests.event_sources], self.bus, secrets, host=settings.host
+        )
+        for source in self.sources:
+            await source.start()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def wait(self) -> None:
+        await self._stop.wait()
+
+    async def stop(self) -> None:
+        """Stop accepting, finish what is in flight, flush, close. Safe to call once after start."""
+        logger.info("shutting down: no new events are accepted; finishing what is in flight")
+        for source in self.sources:
+            try:
+                await source.stop()
+            except Exception:
+                logger.exception("source %s did not stop cleanly", getattr(source, "name", source))
+        self._stop.set()
+        if self._worker_tasks:
+            await asyncio.gather(*self._worker_tasks, return_exceptions=True)
+        for worker in self.workers:
+            await worker.drain(self.settings.shutdown_grace)
+        for executor in self.executors:
+            await executor.close()  # type: ignore[attr-defined]
+        if self._http is not None:
+            await self._http.aclose()
+        if self.bus is not None:
+            await self.bus.close()
+        if self.store is not None:
+            await self.store.close()
+        logger.info("stopped")
+
+
+async def serve(manifests: Manifests, settings: Settings) -> int:
+    """Run until SIGTERM or SIGINT; returns the process exit code."""
+    runtime = Runtime(manifests, settings)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, runtime.request_stop)
+    try:
+        await runtime.start()
+    except Exception:
+        await runtime.stop()
+        raise
+    logger.info("triggergate is running; send SIGTERM or press Ctrl-C to stop")
+    await runtime.wait()
+    await runtime.stop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
+    return 0

@@ -1,0 +1,45 @@
+"""The trigger executor contract.
+
+An executor carries out one attempt of a firing and either returns a short result summary (no
+secrets: it is stored for lineage) or raises ``TriggerError`` whose ``retriable`` flag tells the
+firing runner whether another attempt can help.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sensors.engine import Fire
+from sensors.spec import Trigger
+
+if TYPE_CHECKING:
+    import httpx
+
+    from gateway.secrets import SecretStore
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerContext:
+    """What executors may use: the sensor's namespace, secrets, and a shared HTTP client."""
+
+    sensor: str
+    namespace: str
+    secrets: SecretStore
+    http: httpx.AsyncClient
+
+
+class TriggerExecutor(ABC):
+    kind: str = ""
+
+    def __init__(self, trigger: Trigger, context: TriggerContext) -> None:
+        self.trigger = trigger
+        self.context = context
+
+    @abstractmethod
+    async def execute(self, fire: Fire) -> str:
+        """Carry out one attempt. Return a short summary; raise ``TriggerError`` on failure."""
+
+    async def close(self) -> None:
+        """Release resources held by this executor."""

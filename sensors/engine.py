@@ -1,0 +1,182 @@
+"""The sensor engine: a pure state machine from events to decisions.
+
+``SensorEngine(sensor).observe(event, now)`` routes the event to the sensor's dependencies
+(exact match on ``eventSourceName``/``eventName``), applies each dependency's filters, stores the
+event in the slot of every trigger that waits on that dependency (the latest event per dependency
+wins), evaluates each trigger's ``conditions`` and returns the decisions. It never sleeps, reads
+clocks, performs I/O or logs.
+
+Acknowledgement bookkeeping is part of the result: an event is *held* while some trigger keeps it
+in a slot. ``Decisions.released`` lists the ids of events that are no longer held (superseded,
+fired, or never stored), so the runtime can acknowledge them on the bus once the firings that
+carry them are done. Replaying the unacknowledged events in order therefore rebuilds the state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sensors.conditions import Conditions, parse_conditions
+from sensors.event import Event
+from sensors.filters import CompiledFilter, compile_filters
+from sensors.spec import Sensor, Trigger
+
+
+def idempotency_key(sensor: str, trigger: str, events: Mapping[str, Event]) -> str:
+    """A stable key for one firing: the sensor, the trigger and the ids of the events it carries.
+
+    A replay or a retry of the same firing yields the same key, so a receiver (or the state store)
+    can recognise it as already done.
+    """
+    parts = [sensor, trigger] + [f"{dep}={events[dep].id}" for dep in sorted(events)]
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class Fire:
+    """Carry out ``trigger`` of ``sensor`` with ``events`` (dependency name -> its latest event)."""
+
+    sensor: str
+    trigger: str
+    events: Mapping[str, Event]
+    key: str
+
+    @property
+    def event_ids(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(event.id for event in self.events.values()))
+
+
+@dataclass(frozen=True, slots=True)
+class Discarded:
+    """An event that matched a dependency's source and name but not its filters."""
+
+    dependency: str
+    event_id: str
+    errors: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FilterWarning:
+    """An event that passed a dependency's filters with errors (Argo's ``or`` rule)."""
+
+    dependency: str
+    event_id: str
+    errors: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class Decisions:
+    fires: list[Fire] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)
+    discarded: list[Discarded] = field(default_factory=list)
+    warnings: list[FilterWarning] = field(default_factory=list)
+    accepted: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _TriggerState:
+    name: str
+    conditions: Conditions
+    slots: dict[str, Event] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Dependency:
+    name: str
+    filters: CompiledFilter
+
+
+class SensorEngine:
+    """The state of one sensor: per trigger, the latest accepted event of each dependency."""
+
+    def __init__(self, sensor: Sensor) -> None:
+        self.name = sensor.metadata.name
+        dep_names = [dep.name for dep in sensor.spec.dependencies]
+        self._routes: dict[tuple[str, str], list[_Dependency]] = {}
+        for dep in sensor.spec.dependencies:
+            route = (dep.event_source_name, dep.event_name)
+            self._routes.setdefault(route, []).append(_Dependency(dep.name, compile_filters(dep)))
+        self._triggers: list[_TriggerState] = []
+        self._by_dependency: dict[str, list[_TriggerState]] = {}
+        for trigger in sensor.spec.triggers:
+            state = _TriggerState(trigger.name, parse_conditions(trigger.template.conditions, dep_names))
+            self._triggers.append(state)
+            for dep_name in state.conditions.dependencies:
+                self._by_dependency.setdefault(dep_name, []).append(state)
+        self._holds: Counter[str] = Counter()
+        self.spec = sensor
+        self.trigger_specs: dict[str, Trigger] = {t.name: t for t in sensor.spec.triggers}
+
+    def routes(self) -> set[tuple[str, str]]:
+        """The (eventSourceName, eventName) pairs this sensor listens to."""
+        return set(self._routes)
+
+    def observe(self, event: Event, now: datetime) -> Decisions:
+        """Feed one event; ``now`` is the time of observation (unused by Argo's semantics today)."""
+        decisions = Decisions()
+        deps = self._routes.get((event.source, event.subject))
+        if not deps:
+            decisions.released.append(event.id)
+            return decisions
+        accepted: list[str] = []
+        for dep in deps:
+            result = dep.filters.evaluate(event)
+            if not result.passed:
+                decisions.discarded.append(Discarded(dep.name, event.id, result.errors))
+                continue
+            if result.errors:
+                decisions.warnings.append(FilterWarning(dep.name, event.id, result.errors))
+            accepted.append(dep.name)
+        decisions.accepted = accepted
+        candidates: list[str] = [event.id]
+        for dep_name in accepted:
+            for state in self._by_dependency.get(dep_name, ()):
+                old = state.slots.get(dep_name)
+                state.slots[dep_name] = event
+                self._holds[event.id] += 1
+                if old is not None:
+                    self._release_one(old.id)
+                    candidates.append(old.id)
+        fired: set[int] = set()
+        for dep_name in accepted:
+            for state in self._by_dependency.get(dep_name, ()):
+                if id(state) in fired or not state.conditions.evaluate(state.slots.keys()):
+                    continue
+                fired.add(id(state))
+                events = dict(state.slots)
+                decisions.fires.append(
+                    Fire(self.name, state.name, events, idempotency_key(self.name, state.name, events))
+                )
+                for held in state.slots.values():
+                    self._release_one(held.id)
+                    candidates.append(held.id)
+                state.slots.clear()
+        seen: set[str] = set()
+        for event_id in candidates:
+            if event_id not in seen and self._holds[event_id] <= 0:
+                seen.add(event_id)
+                self._holds.pop(event_id, None)
+                decisions.released.append(event_id)
+        return decisions
+
+    def tick(self, now: datetime) -> Decisions:
+        """Time-driven decisions (condition resets, window expiry). None exist in Argo's base semantics."""
+        return Decisions()
+
+    def holds(self, event_id: str) -> bool:
+        return self._holds.get(event_id, 0) > 0
+
+    def pending(self) -> dict[str, dict[str, str]]:
+        """Per trigger, the dependency slots that are filled: dependency name -> event id."""
+        return {
+            state.name: {dep: ev.id for dep, ev in state.slots.items()}
+            for state in self._triggers
+            if state.slots
+        }
+
+    def _release_one(self, event_id: str) -> None:
+        self._holds[event_id] -= 1

@@ -1,0 +1,701 @@
+"""pydantic v2 models of Argo Events ``EventSource`` and ``Sensor`` manifests.
+
+Field names are Argo's (camelCase in YAML, snake_case in Python). Defaults are Argo's. Fields that
+Argo has but triggergate does not implement yet are accepted by name and rejected with a message
+that says what is supported, so that a manifest never silently changes meaning.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+API_VERSION = "argoproj.io/v1alpha1"
+
+# Every EventSource type Argo Events knows (spec keys), and the ones triggergate implements.
+ARGO_SOURCE_TYPES = (
+    "amqp", "azureEventsHub", "azureQueueStorage", "azureServiceBus", "bitbucket", "bitbucketserver",
+    "calendar", "emitter", "file", "generic", "gerrit", "github", "gitlab", "hdfs", "kafka", "minio",
+    "mns", "mqtt", "nats", "nsq", "pubSub", "pulsar", "redis", "redisStream", "resource", "sftp",
+    "slack", "sns", "sqs", "storageGrid", "stripe", "webhook",
+)
+SUPPORTED_SOURCE_TYPES = ("webhook",)
+
+# Every trigger type Argo Events knows, and the ones triggergate implements.
+ARGO_TRIGGER_TYPES = (
+    "k8s", "argoWorkflow", "http", "awsLambda", "azureEventHubs", "azureServiceBus", "kafka", "pulsar",
+    "nats", "slack", "openWhisk", "custom", "log", "email",
+)
+SUPPORTED_TRIGGER_TYPES = ("http", "log")
+
+
+class ArgoModel(BaseModel):
+    """Base for every spec model: Argo's camelCase names, unknown fields rejected."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+
+def _not_implemented(kind: str, name: str, supported: tuple[str, ...]) -> str:
+    return (
+        f"{kind} type '{name}' is not implemented by triggergate yet; "
+        f"supported {kind} types: {', '.join(supported)}"
+    )
+
+
+# --------------------------------------------------------------------------- common
+
+
+class ObjectMeta(BaseModel):
+    """Kubernetes object metadata; fields other than these are kept but not used."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str
+    namespace: str = "default"
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _dns_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", value) or len(value) > 253:
+            raise ValueError(
+                "must be a lowercase RFC 1123 name: letters, digits, '-' and '.', "
+                "starting and ending with a letter or digit"
+            )
+        return value
+
+
+class SecretKeySelector(ArgoModel):
+    """A reference to one key of a Kubernetes Secret: read from ``<secrets-dir>/<name>/<key>``."""
+
+    name: str
+    key: str
+    optional: bool | None = None
+
+    @field_validator("name", "key")
+    @classmethod
+    def _safe_path_part(cls, value: str) -> str:
+        if not value or "/" in value or value in (".", ".."):
+            raise ValueError("must be a non-empty name without '/'")
+        return value
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_go_duration(value: str | int | float) -> float:
+    """Seconds from a Go duration string (``1s``, ``1m30s``, ``500ms``) or an integer of nanoseconds."""
+    if isinstance(value, bool):
+        raise ValueError("a duration must be a string such as '1s' or an integer of nanoseconds")
+    if isinstance(value, int | float):
+        return float(value) / 1e9
+    text = value.strip()
+    if text in ("0", ""):
+        return 0.0
+    if re.fullmatch(r"\d+", text):
+        return int(text) / 1e9
+    pos = 0
+    total = 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        pos = match.end()
+    if pos != len(text) or pos == 0:
+        raise ValueError(
+            f"invalid duration {value!r}: use a Go duration such as '1s', '500ms' or '1m30s'"
+        )
+    return total
+
+
+class Backoff(ArgoModel):
+    """Argo's ``Backoff``: ``steps`` is the total number of attempts."""
+
+    duration: str | int | None = None
+    factor: float | None = None
+    jitter: float | None = None
+    steps: int | None = None
+
+    @field_validator("duration")
+    @classmethod
+    def _duration(cls, value: str | int | None) -> str | int | None:
+        if value is not None:
+            parse_go_duration(value)
+        return value
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, value: int | None) -> int | None:
+        if value is not None and value < 0:
+            raise ValueError("steps must be >= 0 (it is the total number of attempts; 0 means 5)")
+        return value
+
+    def attempts(self) -> int:
+        return 5 if not self.steps else self.steps
+
+    def first_delay(self) -> float:
+        return 1.0 if self.duration is None else parse_go_duration(self.duration)
+
+
+# --------------------------------------------------------------------------- EventSource
+
+
+class EventSourceFilter(ArgoModel):
+    expression: str
+
+
+class WebhookContext(ArgoModel):
+    """Argo's ``WebhookContext``: one HTTP endpoint of a webhook-style source."""
+
+    endpoint: str
+    method: str = "POST"
+    port: str
+    url: str | None = None
+    server_cert_secret: SecretKeySelector | None = None
+    server_key_secret: SecretKeySelector | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    auth_secret: SecretKeySelector | None = None
+    max_payload_size: int = 1048576
+
+    @field_validator("port", mode="before")
+    @classmethod
+    def _port(cls, value: Any) -> str:
+        text = str(value)
+        if not text.isdigit() or not 0 < int(text) < 65536:
+            raise ValueError("port must be a number between 1 and 65535 (a string, as in Argo)")
+        return text
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("endpoint must start with '/' (for example '/example')")
+        if value == "/health":
+            raise ValueError("'/health' is reserved for the health check on every webhook port")
+        return value
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, value: str) -> str:
+        upper = value.upper()
+        if upper not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+            raise ValueError("method must be one of GET, POST, PUT, PATCH, DELETE")
+        return upper
+
+    @field_validator("max_payload_size")
+    @classmethod
+    def _max_payload(cls, value: int) -> int:
+        if value <= 0:
+            raise ValueError("maxPayloadSize must be a positive number of bytes")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> WebhookContext:
+        if (self.server_cert_secret is None) != (self.server_key_secret is None):
+            raise ValueError("serverCertSecret and serverKeySecret must be set together")
+        return self
+
+
+class WebhookEventSource(WebhookContext):
+    """One entry under ``spec.webhook``."""
+
+    filter: EventSourceFilter | None = None
+
+    @field_validator("filter")
+    @classmethod
+    def _filter(cls, value: EventSourceFilter | None) -> EventSourceFilter | None:
+        if value is not None:
+            raise ValueError(
+                "EventSource-level filter expressions are not implemented yet; "
+                "filter in the Sensor dependency instead (filters.data)"
+            )
+        return value
+
+
+class EventSourceSpec(ArgoModel):
+    event_bus_name: str = "default"
+    template: dict[str, Any] | None = None
+    service: dict[str, Any] | None = None
+    replicas: int | None = None
+    replica: int | None = None
+    webhook: dict[str, WebhookEventSource] = Field(default_factory=dict)
+
+    # Argo source types that are not implemented yet: named so that the error says so.
+    amqp: Any = None
+    azure_events_hub: Any = None
+    azure_queue_storage: Any = None
+    azure_service_bus: Any = None
+    bitbucket: Any = None
+    bitbucketserver: Any = None
+    calendar: Any = None
+    emitter: Any = None
+    file: Any = None
+    generic: Any = None
+    gerrit: Any = None
+    github: Any = None
+    gitlab: Any = None
+    hdfs: Any = None
+    kafka: Any = None
+    minio: Any = None
+    mns: Any = None
+    mqtt: Any = None
+    nats: Any = None
+    nsq: Any = None
+    pub_sub: Any = None
+    pulsar: Any = None
+    redis: Any = None
+    redis_stream: Any = None
+    resource: Any = None
+    sftp: Any = None
+    slack: Any = None
+    sns: Any = None
+    sqs: Any = None
+    storage_grid: Any = None
+    stripe: Any = None
+
+    @field_validator(
+        "amqp", "azure_events_hub", "azure_queue_storage", "azure_service_bus", "bitbucket",
+        "bitbucketserver", "calendar", "emitter", "file", "generic", "gerrit", "github", "gitlab",
+        "hdfs", "kafka", "minio", "mns", "mqtt", "nats", "nsq", "pub_sub", "pulsar", "redis",
+        "redis_stream", "resource", "sftp", "slack", "sns", "sqs", "storage_grid", "stripe",
+    )
+    @classmethod
+    def _unsupported(cls, value: Any, info: Any) -> Any:
+        if value is not None:
+            raise ValueError(_not_implemented("source", to_camel(info.field_name), SUPPORTED_SOURCE_TYPES))
+        return value
+
+    @model_validator(mode="after")
+    def _some_event(self) -> EventSourceSpec:
+        if not self.webhook:
+            raise ValueError(
+                "an EventSource needs at least one event; supported source types: "
+                + ", ".join(SUPPORTED_SOURCE_TYPES)
+            )
+        return self
+
+    def event_names(self) -> list[str]:
+        return list(self.webhook)
+
+
+class EventSource(ArgoModel):
+    api_version: Literal["argoproj.io/v1alpha1"]
+    kind: Literal["EventSource"]
+    metadata: ObjectMeta
+    spec: EventSourceSpec
+    status: dict[str, Any] | None = None
+
+
+# --------------------------------------------------------------------------- Sensor: dependencies
+
+DataFilterType = Literal["string", "number", "bool"]
+Comparator = Literal[">=", ">", "=", "!=", "<", "<=", ""]
+
+
+class DataFilter(ArgoModel):
+    path: str
+    type: DataFilterType
+    value: list[str]
+    comparator: Comparator = ""
+    template: str | None = None
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _values_as_strings(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [
+                ("true" if v else "false") if isinstance(v, bool) else str(v) if isinstance(v, int | float)
+                else v for v in value
+            ]
+        return value
+
+    @field_validator("value")
+    @classmethod
+    def _some_value(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("a data filter needs at least one value")
+        return value
+
+    @field_validator("template")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        if value:
+            raise ValueError("data filter templates are not implemented yet; remove 'template'")
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value:
+            raise ValueError("path must not be empty")
+        return value
+
+
+class ContextFilter(ArgoModel):
+    id: str | None = None
+    source: str | None = None
+    specversion: str | None = None
+    type: str | None = None
+    datacontenttype: str | None = None
+    subject: str | None = None
+    time: str | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> ContextFilter:
+        if not any((self.source, self.type, self.subject, self.datacontenttype)):
+            raise ValueError(
+                "a context filter needs at least one of type, subject, source, datacontenttype"
+            )
+        return self
+
+
+_CLOCK = re.compile(r"([01]\d|2[0-3]):([0-5]\d):([0-5]\d)")
+
+
+class TimeFilter(ArgoModel):
+    start: str
+    stop: str
+    timezone: str | None = None
+
+    @field_validator("start", "stop")
+    @classmethod
+    def _clock(cls, value: str) -> str:
+        if not _CLOCK.fullmatch(value):
+            raise ValueError("must be a time of day as HH:MM:SS, for example 09:30:00")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct(self) -> TimeFilter:
+        if self.start == self.stop:
+            raise ValueError("start and stop of a time filter must differ")
+        return self
+
+
+class ExprField(ArgoModel):
+    name: str
+    path: str
+
+
+class ExprFilter(ArgoModel):
+    expr: str
+    fields: list[ExprField] = Field(default_factory=list)
+
+
+class EventDependencyFilter(ArgoModel):
+    time: TimeFilter | None = None
+    context: ContextFilter | None = None
+    data: list[DataFilter] = Field(default_factory=list)
+    exprs: list[ExprFilter] = Field(default_factory=list)
+    data_logical_operator: Literal["and", "or", ""] = ""
+    expr_logical_operator: Literal["and", "or", ""] = ""
+    script: str | None = None
+
+    @field_validator("exprs")
+    @classmethod
+    def _exprs(cls, value: list[ExprFilter]) -> list[ExprFilter]:
+        if value:
+            raise ValueError("expression filters (exprs) are not implemented yet; use data filters")
+        return value
+
+    @field_validator("script")
+    @classmethod
+    def _script(cls, value: str | None) -> str | None:
+        if value:
+            raise ValueError("Lua script filters are not implemented; use data filters")
+        return value
+
+
+class EventDependencyTransformer(ArgoModel):
+    jq: str | None = None
+    script: str | None = None
+
+    @model_validator(mode="after")
+    def _unsupported(self) -> EventDependencyTransformer:
+        raise ValueError("transforms (jq, script) are not implemented yet; remove 'transform'")
+
+
+class EventDependency(ArgoModel):
+    name: str
+    event_source_name: str
+    event_name: str
+    filters: EventDependencyFilter | None = None
+    filters_logical_operator: Literal["and", "or", ""] = ""
+    transform: EventDependencyTransformer | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_\-]*", value):
+            raise ValueError(
+                "a dependency name may hold letters, digits, '_' and '-' and must not start with '-'"
+            )
+        return value
+
+
+# --------------------------------------------------------------------------- Sensor: triggers
+
+
+class TriggerParameterSource(ArgoModel):
+    dependency_name: str
+    context_key: str | None = None
+    context_template: str | None = None
+    data_key: str | None = None
+    data_template: str | None = None
+    value: str | None = None
+    use_raw_data: bool = False
+
+    @field_validator("context_template", "data_template")
+    @classmethod
+    def _templates(cls, value: str | None) -> str | None:
+        if value:
+            raise ValueError(
+                "parameter templates are not implemented yet; use dataKey or contextKey"
+            )
+        return value
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _value_str(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, int | float):
+            return str(value)
+        return value
+
+
+class TriggerParameter(ArgoModel):
+    src: TriggerParameterSource
+    dest: str = ""
+    operation: Literal["overwrite", "append", "prepend", ""] = ""
+
+
+class StatusPolicy(ArgoModel):
+    allow: list[int]
+
+
+class K8sResourcePolicy(ArgoModel):
+    labels: dict[str, str] = Field(default_factory=dict)
+    backoff: Backoff | None = None
+    error_on_backoff_timeout: bool = False
+
+
+class TriggerPolicy(ArgoModel):
+    k8s: K8sResourcePolicy | None = None
+    status: StatusPolicy | None = None
+
+
+class RateLimit(ArgoModel):
+    unit: Literal["Second", "Minute", "Hour"] = "Second"
+    requests_per_unit: int = 0
+
+
+class BasicAuth(ArgoModel):
+    username: SecretKeySelector | None = None
+    password: SecretKeySelector | None = None
+
+
+class SecretOrConfigMapRef(ArgoModel):
+    secret_key_ref: SecretKeySelector | None = None
+    config_map_key_ref: dict[str, Any] | None = None
+
+    @field_validator("config_map_key_ref")
+    @classmethod
+    def _cm(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            raise ValueError("configMapKeyRef is not supported outside Kubernetes; use secretKeyRef")
+        return value
+
+
+class SecureHeader(ArgoModel):
+    name: str
+    value_from: SecretOrConfigMapRef
+
+
+class HTTPTrigger(ArgoModel):
+    url: str
+    payload: list[TriggerParameter] = Field(default_factory=list)
+    tls: dict[str, Any] | None = None
+    method: str = "POST"
+    parameters: list[TriggerParameter] = Field(default_factory=list)
+    timeout: int = 60
+    basic_auth: BasicAuth | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    secure_headers: list[SecureHeader] = Field(default_factory=list)
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, value: str) -> str:
+        upper = (value or "POST").upper()
+        if upper not in ("GET", "DELETE", "PATCH", "POST", "PUT"):
+            raise ValueError("method must be one of GET, DELETE, PATCH, POST, PUT")
+        return upper
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, value: int) -> int:
+        if value <= 0:
+            raise ValueError("timeout is in seconds and must be positive")
+        return value
+
+    @field_validator("tls")
+    @classmethod
+    def _tls(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            raise ValueError("client TLS settings for the http trigger are not implemented yet")
+        return value
+
+
+class LogTrigger(ArgoModel):
+    interval_seconds: int = 0
+
+
+class ConditionsResetByTime(ArgoModel):
+    cron: str
+    timezone: str | None = None
+
+
+class ConditionsResetCriteria(ArgoModel):
+    by_time: ConditionsResetByTime | None = None
+
+
+class TriggerTemplate(ArgoModel):
+    name: str
+    conditions: str = ""
+    conditions_reset: list[ConditionsResetCriteria] = Field(default_factory=list)
+    http: HTTPTrigger | None = None
+    log: LogTrigger | None = None
+
+    k8s: Any = None
+    argo_workflow: Any = None
+    aws_lambda: Any = None
+    azure_event_hubs: Any = None
+    azure_service_bus: Any = None
+    kafka: Any = None
+    pulsar: Any = None
+    nats: Any = None
+    slack: Any = None
+    open_whisk: Any = None
+    custom: Any = None
+    email: Any = None
+
+    @field_validator(
+        "k8s", "argo_workflow", "aws_lambda", "azure_event_hubs", "azure_service_bus", "kafka",
+        "pulsar", "nats", "slack", "open_whisk", "custom", "email",
+    )
+    @classmethod
+    def _unsupported(cls, value: Any, info: Any) -> Any:
+        if value is not None:
+            raise ValueError(_not_implemented("trigger", to_camel(info.field_name), SUPPORTED_TRIGGER_TYPES))
+        return value
+
+    @field_validator("conditions_reset")
+    @classmethod
+    def _reset(cls, value: list[ConditionsResetCriteria]) -> list[ConditionsResetCriteria]:
+        if value:
+            raise ValueError("conditionsReset is not implemented yet; remove it")
+        return value
+
+    @model_validator(mode="after")
+    def _one_type(self) -> TriggerTemplate:
+        kinds = [k for k in SUPPORTED_TRIGGER_TYPES if getattr(self, k) is not None]
+        if not kinds:
+            raise ValueError(
+                "a trigger template needs a trigger type; supported trigger types: "
+                + ", ".join(SUPPORTED_TRIGGER_TYPES)
+            )
+        if len(kinds) > 1:
+            raise ValueError(f"a trigger template must have exactly one trigger type, found {kinds}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        for kind in SUPPORTED_TRIGGER_TYPES:
+            if getattr(self, kind) is not None:
+                return kind
+        raise AssertionError("validated trigger template without a type")
+
+
+class Trigger(ArgoModel):
+    template: TriggerTemplate
+    parameters: list[TriggerParameter] = Field(default_factory=list)
+    policy: TriggerPolicy | None = None
+    retry_strategy: Backoff | None = None
+    rate_limit: RateLimit | None = None
+    at_least_once: bool = False
+    dlq_trigger: Trigger | None = None
+
+    @field_validator("dlq_trigger")
+    @classmethod
+    def _dlq(cls, value: Trigger | None) -> Trigger | None:
+        if value is not None:
+            raise ValueError(
+                "dlqTrigger is not implemented yet; failed firings are kept in the dead-letter store"
+            )
+        return value
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate(cls, value: RateLimit | None) -> RateLimit | None:
+        if value is not None and value.requests_per_unit < 0:
+            raise ValueError("requestsPerUnit must not be negative")
+        return value
+
+    @property
+    def name(self) -> str:
+        return self.template.name
+
+
+class SensorSpec(ArgoModel):
+    dependencies: list[EventDependency]
+    triggers: list[Trigger]
+    template: dict[str, Any] | None = None
+    event_bus_name: str = "default"
+    replicas: int | None = None
+    revision_history_limit: int | None = None
+    logging_fields: dict[str, str] = Field(default_factory=dict)
+    error_on_failed_round: bool | None = None
+
+    @field_validator("dependencies")
+    @classmethod
+    def _deps(cls, value: list[EventDependency]) -> list[EventDependency]:
+        if not value:
+            raise ValueError("a sensor needs at least one dependency")
+        seen: set[str] = set()
+        for dep in value:
+            if dep.name in seen:
+                raise ValueError(f"dependency name '{dep.name}' is used twice; names must be unique")
+            seen.add(dep.name)
+        return value
+
+    @field_validator("triggers")
+    @classmethod
+    def _triggers(cls, value: list[Trigger]) -> list[Trigger]:
+        if not value:
+            raise ValueError("a sensor needs at least one trigger")
+        seen: set[str] = set()
+        for trig in value:
+            if trig.name in seen:
+                raise ValueError(f"trigger name '{trig.name}' is used twice; names must be unique")
+            seen.add(trig.name)
+        return value
+
+
+class Sensor(ArgoModel):
+    api_version: Literal["argoproj.io/v1alpha1"]
+    kind: Literal["Sensor"]
+    metadata: ObjectMeta
+    spec: SensorSpec
+    status: dict[str, Any] | None = None
+
+
+Trigger.model_rebuild()

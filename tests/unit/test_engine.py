@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+from sensors.engine import SensorEngine, idempotency_key
+from tests.unit.sensor_factory import T0, dep, event, log_trigger, sensor
+
+
+def test_single_dependency_fires_on_every_event() -> None:
+    engine = SensorEngine(sensor([dep("d")], [log_trigger("t")]))
+    e1 = event()
+    out = engine.observe(e1, T0)
+    assert [f.trigger for f in out.fires] == ["t"]
+    assert out.fires[0].events == {"d": e1}
+    assert out.released == [e1.id]
+    assert engine.pending() == {}
+
+
+def test_unrouted_event_is_released_at_once() -> None:
+    engine = SensorEngine(sensor([dep("d")], [log_trigger("t")]))
+    other = event(source="elsewhere")
+    out = engine.observe(other, T0)
+    assert out.fires == [] and out.released == [other.id] and out.accepted == []
+
+
+def test_and_waits_for_both_and_latest_event_wins() -> None:
+    engine = SensorEngine(
+        sensor([dep("a", event="a"), dep("b", event="b")], [log_trigger("t", "a && b")])
+    )
+    a1, a2, b1 = event(subject="a"), event(subject="a"), event(subject="b")
+    out1 = engine.observe(a1, T0)
+    assert out1.fires == [] and out1.released == []  # held
+    assert engine.holds(a1.id)
+    out2 = engine.observe(a2, T0)
+    assert out2.fires == [] and out2.released == [a1.id]  # superseded: latest wins
+    assert engine.pending() == {"t": {"a": a2.id}}
+    out3 = engine.observe(b1, T0)
+    assert len(out3.fires) == 1
+    assert out3.fires[0].events == {"a": a2, "b": b1}
+    assert sorted(out3.released) == sorted([a2.id, b1.id])
+    assert engine.pending() == {}
+    assert not engine.holds(a2.id)
+
+
+def test_no_conditions_means_all_dependencies() -> None:
+    engine = SensorEngine(sensor([dep("a", event="a"), dep("b", event="b")], [log_trigger("t")]))
+    assert engine.observe(event(subject="a"), T0).fires == []
+    assert len(engine.observe(event(subject="b"), T0).fires) == 1
+
+
+def test_or_fires_with_every_saved_dependency() -> None:
+    # Argo's JetStream bus hands the action every saved dependency, not only the satisfied branch.
+    engine = SensorEngine(
+        sensor(
+            [dep("a", event="a"), dep("b", event="b"), dep("c", event="c")],
+            [log_trigger("t", "(a && b) || c")],
+        )
+    )
+    a1, c1 = event(subject="a"), event(subject="c")
+    assert engine.observe(a1, T0).fires == []
+    out = engine.observe(c1, T0)
+    assert len(out.fires) == 1 and out.fires[0].events == {"a": a1, "c": c1}
+    assert engine.pending() == {}
+
+
+def test_triggers_keep_their_own_state() -> None:
+    engine = SensorEngine(
+        sensor(
+            [dep("a", event="a"), dep("b", event="b")],
+            [log_trigger("t1", "a"), log_trigger("t2", "a && b")],
+        )
+    )
+    a1 = event(subject="a")
+    out = engine.observe(a1, T0)
+    assert [f.trigger for f in out.fires] == ["t1"]
+    # t2 still holds a1: it is not released although t1 fired with it.
+    assert out.released == []
+    assert engine.pending() == {"t2": {"a": a1.id}}
+    out2 = engine.observe(event(subject="b"), T0)
+    assert [f.trigger for f in out2.fires] == ["t2"]
+    assert a1.id in out2.released
+
+
+def test_dependency_not_in_conditions_is_not_held() -> None:
+    engine = SensorEngine(sensor([dep("a", event="a"), dep("b", event="b")], [log_trigger("t", "a")]))
+    b1 = event(subject="b")
+    out = engine.observe(b1, T0)
+    assert out.fires == [] and out.released == [b1.id] and out.accepted == ["b"]
+
+
+def test_data_filter_discards_and_reports() -> None:
+    filters = {"data": [{"path": "body.kind", "type": "string", "value": ["^fastq$"]}]}
+    engine = SensorEngine(sensor([dep("d", filters=filters)], [log_trigger("t")]))
+    good = event(data={"body": {"kind": "fastq"}})
+    bad = event(data={"body": {"kind": "bam"}})
+    missing = event(data={"body": {}})
+    assert len(engine.observe(good, T0).fires) == 1
+    out = engine.observe(bad, T0)
+    assert out.fires == [] and out.released == [bad.id] and out.discarded[0].dependency == "d"
+    out = engine.observe(missing, T0)
+    assert out.fires == [] and "does not exist" in " ".join(out.discarded[0].errors)
+
+
+def test_two_dependencies_on_the_same_event_with_different_filters() -> None:
+    small = {"data": [{"path": "body.size", "type": "number", "comparator": "<", "value": ["10"]}]}
+    large = {"data": [{"path": "body.size", "type": "number", "comparator": ">=", "value": ["10"]}]}
+    engine = SensorEngine(
+        sensor(
+            [dep("small", filters=small), dep("large", filters=large)],
+            [log_trigger("ts", "small"), log_trigger("tl", "large")],
+        )
+    )
+    assert [f.trigger for f in engine.observe(event(data={"body": {"size": 3}}), T0).fires] == ["ts"]
+    assert [f.trigger for f in engine.observe(event(data={"body": {"size": 30}}), T0).fires] == ["tl"]
+
+
+def test_idempotency_key_is_stable_and_distinct() -> None:
+    e1, e2 = event(id="x1"), event(id="x2")
+    k = idempotency_key("s", "t", {"a": e1, "b": e2})
+    assert k == idempotency_key("s", "t", {"b": e2, "a": e1})
+    assert k != idempotency_key("s", "t2", {"a": e1, "b": e2})
+    assert k != idempotency_key("s", "t", {"a": e2, "b": e1})
+    assert len(k) == 32
+
+
+def test_replay_rebuilds_the_same_firings() -> None:
+    spec = sensor([dep("a", event="a"), dep("b", event="b")], [log_trigger("t", "a && b")])
+    stream = [event(subject="a"), event(subject="a"), event(subject="b"), event(subject="a")]
+    first = SensorEngine(spec)
+    keys1 = [f.key for e in stream for f in first.observe(e, T0).fires]
+    second = SensorEngine(spec)
+    keys2 = [f.key for e in stream for f in second.observe(e, T0).fires]
+    assert keys1 == keys2 and len(keys1) == 1
+    assert first.pending() == second.pending() == {"t": {"a": stream[3].id}}
+
+
+def test_tick_has_no_decisions_without_resets() -> None:
+    engine = SensorEngine(sensor([dep("d")], [log_trigger("t")]))
+    out = engine.tick(T0)
+    assert out.fires == [] and out.released == []
+
+
+def test_routes() -> None:
+    engine = SensorEngine(sensor([dep("a", event="a"), dep("b", source="s3", event="b")], [log_trigger("t")]))
+    assert engine.routes() == {("webhook", "a"), ("s3", "b")}
