@@ -48,7 +48,7 @@ class SecretValue:
     __str__ = __repr__
 
 
-class SecretNotFound(ConfigError):  # noqa: N818 - the name the rest of the code base uses
+class SecretNotFound(ConfigError):
     """A referenced secret file does not exist; the message says which file and how to create it."""
 
     def __init__(self, path: Path, selector: SecretKeySelector) -> None:

@@ -1,0 +1,136 @@
+"""The ``triggergate`` command line: a typer app; each command is a small function over the gateway.
+
+Commands:
+    validate PATH...   load and check manifests (and their secrets) without starting anything
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit, urlunsplit
+
+import typer
+
+from gateway.config import ManifestError, Manifests, load_manifests
+from gateway.errors import ConfigError
+from sensors.spec import EventSource, Sensor, Trigger
+
+app = typer.Typer(
+    name="triggergate",
+    help="Event-driven trigger gateway for Argo Events EventSource and Sensor manifests.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Event-driven trigger gateway for Argo Events EventSource and Sensor manifests."""
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _safe_url(url: str) -> str:
+    """``url`` without user:password, so that credentials in a URL never reach the terminal."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(unparsable url)"
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _describe_trigger(trigger: Trigger) -> str:
+    template = trigger.template
+    text = f"trigger '{trigger.name}': {template.kind}"
+    if template.http is not None:
+        text += f" {template.http.method} {_safe_url(template.http.url)}"
+    if template.conditions:
+        text += f" (conditions: {template.conditions})"
+    return text
+
+
+def _event_source_lines(source: EventSource) -> list[str]:
+    lines = []
+    for name, hook in source.spec.webhook.items():
+        tls = " (TLS)" if hook.server_cert_secret is not None else ""
+        auth = " (bearer token)" if hook.auth_secret is not None else ""
+        lines.append(f"  event '{name}': webhook {hook.method} :{hook.port}{hook.endpoint}{tls}{auth}")
+    return lines
+
+
+def _sensor_lines(sensor: Sensor) -> list[str]:
+    lines = [
+        f"  dependency '{dep.name}': EventSource '{dep.event_source_name}' event '{dep.event_name}'"
+        for dep in sensor.spec.dependencies
+    ]
+    lines.extend(f"  {_describe_trigger(trigger)}" for trigger in sensor.spec.triggers)
+    return lines
+
+
+def _summary(manifests: Manifests) -> list[str]:
+    lines = [
+        f"OK: {_plural(len(manifests.event_sources), 'EventSource')} and "
+        f"{_plural(len(manifests.sensors), 'Sensor')} from {_plural(len(manifests.files), 'file')}"
+    ]
+    for source in manifests.event_sources:
+        meta = source.model.metadata
+        lines.append(f"EventSource '{meta.name}' (namespace {meta.namespace}) at {source.origin}")
+        lines.extend(_event_source_lines(source.model))
+    for sensor in manifests.sensors:
+        meta = sensor.model.metadata
+        lines.append(f"Sensor '{meta.name}' (namespace {meta.namespace}) at {sensor.origin}")
+        lines.extend(_sensor_lines(sensor.model))
+    return lines
+
+
+@app.command()
+def validate(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="Manifest files, or directories of *.yaml, *.yml and *.json files."),
+    ],
+    secrets_dir: Annotated[
+        Path,
+        typer.Option("--secrets-dir", help="Directory of secrets, read as <dir>/<secret-name>/<key>."),
+    ] = Path("secrets"),
+    no_secrets: Annotated[
+        bool,
+        typer.Option("--no-secrets", help="Do not check that referenced secrets exist."),
+    ] = False,
+) -> None:
+    """Load and check manifests; print every problem (exit 1) or a summary of what was loaded (exit 0)."""
+    try:
+        manifests = load_manifests(paths, secrets_dir=None if no_secrets else secrets_dir)
+    except ManifestError as exc:
+        for line in exc.problems:
+            typer.echo(line, err=True)
+        typer.echo(
+            f"{_plural(len(exc.problems), 'problem')} in {_plural(len(exc.files), 'file')}", err=True
+        )
+        raise typer.Exit(code=1) from None
+    except ConfigError as exc:
+        for line in exc.problems:
+            typer.echo(line, err=True)
+        typer.echo(f"{_plural(len(exc.problems), 'problem')}", err=True)
+        raise typer.Exit(code=1) from None
+    for line in _summary(manifests):
+        typer.echo(line)
+    for warning in manifests.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    for note in manifests.notes:
+        typer.echo(f"note: {note}", err=True)
+    if no_secrets:
+        typer.echo("note: secrets were not checked (--no-secrets)", err=True)
+
+
+def main() -> None:
+    """Entry point of the ``triggergate`` console script."""
+    app()

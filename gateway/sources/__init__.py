@@ -1,0 +1,58 @@
+"""Event sources: one module per kind, registered below in one line each.
+
+A builder takes every EventSource manifest, the publisher (the bus) and the secret store, and
+returns the :class:`~gateway.sources.base.Source` objects that serve the events of its kind (the
+webhook builder returns one HTTP server per port, shared by every EventSource on that port).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pydantic.alias_generators import to_snake
+
+from gateway.errors import ConfigError
+from gateway.secrets import SecretStore
+from gateway.sources.base import Publisher, Source
+from gateway.sources.webhook import build_webhook_sources
+from sensors.spec import ARGO_SOURCE_TYPES, EventSource
+
+SourceBuilder = Callable[..., Sequence[Source]]
+
+SOURCE_KINDS: dict[str, SourceBuilder] = {
+    "webhook": build_webhook_sources,
+}
+
+
+def source_builder(kind: str) -> SourceBuilder:
+    """The builder of ``kind`` (an EventSource spec key such as ``webhook``)."""
+    try:
+        return SOURCE_KINDS[kind]
+    except KeyError:
+        raise ConfigError(
+            [f"event source kind {kind!r} is not implemented; known kinds: {', '.join(sorted(SOURCE_KINDS))}"]
+        ) from None
+
+
+def kinds_used(event_source: EventSource) -> list[str]:
+    """The source kinds (spec keys, Argo spelling) that ``event_source`` has events for."""
+    return [kind for kind in ARGO_SOURCE_TYPES if getattr(event_source.spec, to_snake(kind), None)]
+
+
+def build_sources(
+    event_sources: Sequence[EventSource],
+    publisher: Publisher,
+    secrets: SecretStore | None,
+    **options: Any,
+) -> list[Source]:
+    """Every source needed by ``event_sources``, kind by kind; ``options`` (e.g. ``host``) go to each builder."""
+    kinds: list[str] = []
+    for event_source in event_sources:
+        for kind in kinds_used(event_source):
+            if kind not in kinds:
+                kinds.append(kind)
+    sources: list[Source] = []
+    for kind in kinds:
+        sources.extend(source_builder(kind)(event_sources, publisher, secrets, **options))
+    return sources

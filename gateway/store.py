@@ -1,0 +1,340 @@
+"""The state store: durable records of firings and dead letters, in one SQLite file.
+
+A *firing* is one carried-out ``Fire`` decision, identified by its idempotency key (derived from
+sensor, trigger and event ids). Before running a trigger the runtime asks ``firing_done(key)``;
+after it, it records the outcome with ``record_firing`` (success) or ``dead_letter`` (retries
+exhausted). Both count as done, so a replayed or redelivered firing is not carried out twice.
+``release_dead_letter`` takes a dead letter back out (for ``replay``) and forgets its firing, so
+the firing may run again.
+
+Every write returns only after its commit (group commit through ``gateway.sqlitedb``), so a
+caller may acknowledge the bus right after. Records are idempotent on ``key``: the first one wins.
+
+Tables (schema version 1, kept in ``PRAGMA user_version``): ``firings`` (one row per key),
+``firing_events`` (event id -> firing key, the lineage index) and ``dead_letters``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from gateway.errors import StoreError
+from gateway.sqlitedb import GroupCommitDB
+
+SCHEMA_VERSION = 1
+
+FIRING_STATUSES = ("succeeded", "dead-lettered")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS firings (
+    key TEXT PRIMARY KEY,
+    sensor TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    result TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL NOT NULL,
+    event_ids TEXT NOT NULL,
+    dependencies TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS firings_by_finish ON firings (finished_at);
+CREATE TABLE IF NOT EXISTS firing_events (
+    event_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    PRIMARY KEY (event_id, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id TEXT PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    sensor TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    events TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dead_letters_by_time ON dead_letters (created_at);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class FiringRecord:
+    """The outcome of one firing. ``result`` is a short summary without secrets (``HTTP 200``)."""
+
+    key: str
+    sensor: str
+    trigger: str
+    event_ids: list[str]
+    dependencies: dict[str, str]  # dependency name -> event id
+    status: str  # "succeeded" | "dead-lettered"
+    attempts: int
+    result: str
+    started_at: float
+    finished_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A firing that still failed after its retries, with the events that made it.
+
+    ``events`` are CloudEvent dicts (``Event.to_dict()``). ``id`` is assigned by the store; leave
+    it empty when creating one.
+    """
+
+    key: str
+    sensor: str
+    trigger: str
+    reason: str
+    attempts: int
+    events: list[dict[str, Any]]
+    created_at: float
+    id: str = field(default="")
+
+
+def _setup(path: Path) -> Callable[[sqlite3.Connection], None]:
+    def setup(conn: sqlite3.Connection) -> None:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, SCHEMA_VERSION):
+            raise StoreError(
+                f"{path} holds state-store schema version {version}, this triggergate reads version "
+                f"{SCHEMA_VERSION}; use the matching triggergate version or move the file away"
+            )
+        conn.executescript(_SCHEMA)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    return setup
+
+
+class SqliteStore:
+    """Firings and dead letters in one SQLite file (WAL, group commit, ``synchronous=FULL``)."""
+
+    def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
+        self.path = Path(path)
+        self._db = GroupCommitDB(self.path, error=StoreError, setup=_setup(self.path), synchronous=synchronous)
+
+    async def start(self) -> None:
+        await self._db.start()
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def healthy(self) -> bool:
+        return not self._db.closed and self._db.healthy
+
+    # -- writes ------------------------------------------------------------------------------
+
+    async def record_firing(self, rec: FiringRecord) -> None:
+        """Store ``rec`` durably. If a firing with ``rec.key`` is already stored, keep that one."""
+        _check_firing(rec)
+        await self._db.write(lambda conn: _insert_firing(conn, rec))
+
+    async def dead_letter(self, rec: DeadLetter) -> str:
+        """Store a dead letter and its "dead-lettered" firing in one transaction; return its id.
+
+        If the key already has a dead letter, nothing is stored and that letter's id is returned.
+        A key whose firing already succeeded cannot be dead-lettered (``StoreError``).
+        """
+        letter_id = rec.id or uuid.uuid4().hex
+        return await self._db.write(lambda conn: _insert_dead_letter(conn, rec, letter_id))
+
+    async def release_dead_letter(self, letter_id: str) -> DeadLetter | None:
+        """Remove a dead letter and its firing record (so the firing may run again); return it.
+
+        Returns None if there is no such dead letter. For ``replay``: re-publish or re-fire its
+        events after this returns.
+        """
+        return await self._db.write(lambda conn: _release_dead_letter(conn, letter_id))
+
+    # -- reads -------------------------------------------------------------------------------
+
+    async def firing_done(self, key: str) -> bool:
+        """True if a firing with this key completed (succeeded or was dead-lettered)."""
+        return await self._db.read(
+            lambda conn: conn.execute("SELECT 1 FROM firings WHERE key = ?", (key,)).fetchone() is not None
+        )
+
+    async def get_firing(self, key: str) -> FiringRecord | None:
+        rows = await self._db.read(
+            lambda conn: conn.execute(f"SELECT {_FIRING_COLUMNS} FROM firings WHERE key = ?", (key,)).fetchall()
+        )
+        return _firing(rows[0]) if rows else None
+
+    async def firings_for_event(self, event_id: str) -> list[FiringRecord]:
+        """Every recorded firing that used the event ``event_id``, oldest first (lineage)."""
+        rows = await self._db.read(
+            lambda conn: conn.execute(
+                f"SELECT {_FIRING_COLUMNS} FROM firings WHERE key IN "
+                "(SELECT key FROM firing_events WHERE event_id = ?) ORDER BY finished_at, rowid",
+                (event_id,),
+            ).fetchall()
+        )
+        return [_firing(row) for row in rows]
+
+    async def list_firings(self, limit: int = 100) -> list[FiringRecord]:
+        """The most recently finished firings, newest first."""
+        _check_limit(limit)
+        rows = await self._db.read(
+            lambda conn: conn.execute(
+                f"SELECT {_FIRING_COLUMNS} FROM firings ORDER BY finished_at DESC, rowid DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        )
+        return [_firing(row) for row in rows]
+
+    async def list_dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """The most recent dead letters (with ``id`` set), newest first."""
+        _check_limit(limit)
+        rows = await self._db.read(
+            lambda conn: conn.execute(
+                f"SELECT {_LETTER_COLUMNS} FROM dead_letters ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        )
+        return [_letter(row) for row in rows]
+
+    async def get_dead_letter(self, letter_id: str) -> DeadLetter | None:
+        rows = await self._db.read(
+            lambda conn: conn.execute(
+                f"SELECT {_LETTER_COLUMNS} FROM dead_letters WHERE id = ?", (letter_id,)
+            ).fetchall()
+        )
+        return _letter(rows[0]) if rows else None
+
+
+# -- rows <-> records ----------------------------------------------------------------------------
+
+_FIRING_COLUMNS = (
+    "key, sensor, trigger, event_ids, dependencies, status, attempts, result, started_at, finished_at"
+)
+_LETTER_COLUMNS = "id, key, sensor, trigger, reason, attempts, events, created_at"
+
+
+def _check_limit(limit: int) -> None:
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+
+
+def _check_firing(rec: FiringRecord) -> None:
+    if rec.status not in FIRING_STATUSES:
+        raise ValueError(
+            f"firing {rec.key!r}: status {rec.status!r} is not one of {', '.join(FIRING_STATUSES)}"
+        )
+
+
+def _insert_firing(conn: sqlite3.Connection, rec: FiringRecord) -> bool:
+    cur = conn.execute(
+        f"INSERT OR IGNORE INTO firings ({_FIRING_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            rec.key,
+            rec.sensor,
+            rec.trigger,
+            orjson.dumps(rec.event_ids).decode(),
+            orjson.dumps(rec.dependencies).decode(),
+            rec.status,
+            rec.attempts,
+            rec.result,
+            rec.started_at,
+            rec.finished_at,
+        ),
+    )
+    if cur.rowcount != 1:
+        return False
+    lineage = {*rec.event_ids, *rec.dependencies.values()}
+    conn.executemany(
+        "INSERT OR IGNORE INTO firing_events (event_id, key) VALUES (?, ?)",
+        [(event_id, rec.key) for event_id in sorted(lineage)],
+    )
+    return True
+
+
+def _insert_dead_letter(conn: sqlite3.Connection, rec: DeadLetter, letter_id: str) -> str:
+    existing = conn.execute("SELECT id FROM dead_letters WHERE key = ?", (rec.key,)).fetchone()
+    if existing is not None:
+        return str(existing[0])
+    status = conn.execute("SELECT status FROM firings WHERE key = ?", (rec.key,)).fetchone()
+    if status is not None:
+        err = StoreError(
+            f"cannot dead-letter firing {rec.key!r} of {rec.sensor}/{rec.trigger}: "
+            f"it is already recorded as {status[0]}"
+        )
+        err.retriable = False
+        raise err
+    event_ids = [str(event.get("id", "")) for event in rec.events]
+    _insert_firing(
+        conn,
+        FiringRecord(
+            key=rec.key,
+            sensor=rec.sensor,
+            trigger=rec.trigger,
+            event_ids=event_ids,
+            dependencies={},
+            status="dead-lettered",
+            attempts=rec.attempts,
+            result=rec.reason,
+            started_at=rec.created_at,
+            finished_at=rec.created_at,
+        ),
+    )
+    conn.execute(
+        f"INSERT INTO dead_letters ({_LETTER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            letter_id,
+            rec.key,
+            rec.sensor,
+            rec.trigger,
+            rec.reason,
+            rec.attempts,
+            orjson.dumps(rec.events).decode(),
+            rec.created_at,
+        ),
+    )
+    return letter_id
+
+
+def _release_dead_letter(conn: sqlite3.Connection, letter_id: str) -> DeadLetter | None:
+    row = conn.execute(f"SELECT {_LETTER_COLUMNS} FROM dead_letters WHERE id = ?", (letter_id,)).fetchone()
+    if row is None:
+        return None
+    letter = _letter(row)
+    conn.execute("DELETE FROM dead_letters WHERE id = ?", (letter_id,))
+    conn.execute("DELETE FROM firings WHERE key = ? AND status = 'dead-lettered'", (letter.key,))
+    conn.execute("DELETE FROM firing_events WHERE key = ?", (letter.key,))
+    return letter
+
+
+def _firing(row: tuple[Any, ...]) -> FiringRecord:
+    key, sensor, trigger, event_ids, dependencies, status, attempts, result, started, finished = row
+    return FiringRecord(
+        key=key,
+        sensor=sensor,
+        trigger=trigger,
+        event_ids=list(orjson.loads(event_ids)),
+        dependencies=dict(orjson.loads(dependencies)),
+        status=status,
+        attempts=int(attempts),
+        result=result,
+        started_at=float(started),
+        finished_at=float(finished),
+    )
+
+
+def _letter(row: tuple[Any, ...]) -> DeadLetter:
+    letter_id, key, sensor, trigger, reason, attempts, events, created = row
+    return DeadLetter(
+        id=letter_id,
+        key=key,
+        sensor=sensor,
+        trigger=trigger,
+        reason=reason,
+        attempts=int(attempts),
+        events=list(orjson.loads(events)),
+        created_at=float(created),
+    )
