@@ -53,9 +53,19 @@ def main() -> int:
     step(f"starting: triggergate run examples/webhook-demo --state-dir {state}")
     log = open(state / "gateway.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "run", str(HERE / "webhook-demo"), "--state-dir", str(state / "state"),
-         "--host", "127.0.0.1"],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "run",
+            str(HERE / "webhook-demo"),
+            "--state-dir",
+            str(state / "state"),
+            "--host",
+            "127.0.0.1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         for _ in range(200):
@@ -74,7 +84,9 @@ def main() -> int:
         step("its sample sheet arrives: run && sheet is true, the alignment starts")
         post("/sample-sheet", {"samples": ["NA12878", "NA12891"]})
         step("a request without JSON is refused with a reason, and nothing is stored")
-        r = httpx.post(GATEWAY + "/sample-sheet", content=b"{not json", headers={"Content-Type": "application/json"})
+        r = httpx.post(
+            GATEWAY + "/sample-sheet", content=b"{not json", headers={"Content-Type": "application/json"}
+        )
         print(f"    POST /sample-sheet '{{not json' -> {r.status_code} {r.text}")
         deadline = time.monotonic() + 10
         while not received and time.monotonic() < deadline:

@@ -1,11 +1,15 @@
 """The ``triggergate`` command line: a typer app; each command is a small function over the gateway.
 
 Commands:
+    run PATH...        run sources, the embedded bus, sensors and triggers in one process
     validate PATH...   load and check manifests (and their secrets) without starting anything
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit, urlunsplit
@@ -109,17 +113,13 @@ def validate(
     """Load and check manifests; print every problem (exit 1) or a summary of what was loaded (exit 0)."""
     try:
         manifests = load_manifests(paths, secrets_dir=None if no_secrets else secrets_dir)
-    except ManifestError as exc:
-        for line in exc.problems:
-            typer.echo(line, err=True)
-        typer.echo(
-            f"{_plural(len(exc.problems), 'problem')} in {_plural(len(exc.files), 'file')}", err=True
-        )
-        raise typer.Exit(code=1) from None
     except ConfigError as exc:
         for line in exc.problems:
             typer.echo(line, err=True)
-        typer.echo(f"{_plural(len(exc.problems), 'problem')}", err=True)
+        count = _plural(len(exc.problems), "problem")
+        if isinstance(exc, ManifestError):
+            count += f" in {_plural(len(exc.files), 'file')}"
+        typer.echo(count, err=True)
         raise typer.Exit(code=1) from None
     for line in _summary(manifests):
         typer.echo(line)
@@ -129,6 +129,85 @@ def validate(
         typer.echo(f"note: {note}", err=True)
     if no_secrets:
         typer.echo("note: secrets were not checked (--no-secrets)", err=True)
+
+
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+class LogLevel(StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+@app.command()
+def run(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="Manifest files, or directories of *.yaml, *.yml and *.json files."),
+    ],
+    state_dir: Annotated[
+        Path, typer.Option("--state-dir", help="Where the durable bus and the firing records live.")
+    ] = Path(".triggergate"),
+    secrets_dir: Annotated[
+        Path,
+        typer.Option("--secrets-dir", help="Directory of secrets, read as <dir>/<secret-name>/<key>."),
+    ] = Path("secrets"),
+    log_format: Annotated[
+        LogFormat, typer.Option("--log-format", help="text or json lines.")
+    ] = LogFormat.text,
+    log_level: Annotated[LogLevel, typer.Option("--log-level")] = LogLevel.info,
+    host: Annotated[str, typer.Option("--host", help="Address the webhook servers bind to.")] = "0.0.0.0",
+    max_in_flight: Annotated[
+        int, typer.Option("--max-in-flight", min=1, help="Concurrent firings per sensor.")
+    ] = 256,
+    shutdown_grace: Annotated[
+        float,
+        typer.Option("--shutdown-grace", min=0, help="Seconds to let in-flight firings finish on stop."),
+    ] = 30.0,
+    dedup_window: Annotated[
+        float,
+        typer.Option("--dedup-window", min=0, help="Seconds within which a repeated event id is dropped."),
+    ] = 86400.0,
+) -> None:
+    """Run everything in one process until SIGTERM or SIGINT (then finish what is in flight, exit 0)."""
+    from gateway.logs import setup_logging
+    from gateway.runtime import Settings, serve
+    from gateway.secrets import RedactingFilter, SecretStore
+
+    secrets = SecretStore(secrets_dir)
+    setup_logging(log_format.value, log_level.value, RedactingFilter(secrets))
+    log = logging.getLogger("triggergate")
+    try:
+        manifests = load_manifests(paths, secrets_dir=secrets_dir)
+    except ConfigError as exc:
+        for line in exc.problems:
+            log.error("%s", line)
+        log.error(
+            "not starting: %s; check them with `triggergate validate`", _plural(len(exc.problems), "problem")
+        )
+        raise typer.Exit(code=1) from None
+    for warning in manifests.warnings:
+        log.warning("%s", warning)
+    for note in manifests.notes:
+        log.info("%s", note)
+    settings = Settings(
+        state_dir=state_dir,
+        secrets_dir=secrets_dir,
+        host=host,
+        max_in_flight=max_in_flight,
+        shutdown_grace=shutdown_grace,
+        dedup_window=dedup_window,
+    )
+    try:
+        code = asyncio.run(serve(manifests, settings, secrets))
+    except OSError as exc:
+        log.error("cannot start: %s", exc)
+        raise typer.Exit(code=1) from None
+    raise typer.Exit(code=code)
 
 
 def main() -> None:

@@ -270,7 +270,8 @@ def _expand(paths: Sequence[Path], report: _Report) -> list[Path]:
         path = Path(given)
         if path.is_dir():
             found = sorted(
-                p for p in path.rglob("*")
+                p
+                for p in path.rglob("*")
                 if p.suffix.lower() in MANIFEST_SUFFIXES and p.is_file() and not _hidden(p, path)
             )
             if not found:
@@ -312,12 +313,28 @@ def _read_file(file: Path, report: _Report) -> list[_Document]:
             index += 1
             node = loader.get_node()
             assert node is not None  # check_node() said there is one
-            _check_duplicate_keys(node, file, index, report)
-            data = loader.construct_document(node)
-            documents.append(_Document(file=file, index=index, root=node, data=data))
+            duplicates = _duplicate_keys(node)
+            doc = _Document(file=file, index=index, root=node, data=loader.construct_document(node))
+            documents.append(doc)
+            for path, key, first_line in duplicates:
+                report.add(
+                    Problem(
+                        file=file,
+                        message=f"duplicate key (first at line {first_line}); YAML keeps only the last one, "
+                        "so remove or rename one of them",
+                        line=key.start_mark.line + 1,
+                        column=key.start_mark.column + 1,
+                        document=index,
+                        subject=doc.subject,
+                        field=format_path(path),
+                    )
+                )
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        message = f"YAML syntax error: {exc.problem or exc.context}"
+        what = "YAML error" if isinstance(exc, yaml.constructor.ConstructorError) else "YAML syntax error"
+        message = f"{what}: {exc.problem or exc.context}"
+        if exc.problem and "'\\t'" in exc.problem:
+            message += "; YAML is indented with spaces, not tabs"
         context = exc.context_mark
         if exc.context and exc.problem and context is not None:
             message += f" ({exc.context} at line {context.line + 1}, column {context.column + 1})"
@@ -336,36 +353,34 @@ def _read_file(file: Path, report: _Report) -> list[_Document]:
     return documents
 
 
-def _check_duplicate_keys(root: yaml.Node, file: Path, index: int, report: _Report) -> None:
-    """PyYAML keeps the last of two equal keys silently; a manifest with both is almost surely wrong."""
+def _duplicate_keys(root: yaml.Node) -> list[tuple[FieldPath, yaml.Node, int]]:
+    """Keys that repeat in one mapping: (path of the key, the repeated key node, line of the first).
+
+    PyYAML silently keeps the last of two equal keys, so a manifest holding both (for example two
+    webhook events of the same name) would lose one without a word. Run before construction,
+    which rewrites merge keys (``<<``) in place.
+    """
+    found: list[tuple[FieldPath, yaml.Node, int]] = []
     seen: set[int] = set()
-    stack: list[yaml.Node] = [root]
+    stack: list[tuple[FieldPath, yaml.Node]] = [((), root)]
     while stack:
-        node = stack.pop()
+        path, node = stack.pop()
         if id(node) in seen:
             continue
         seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
             first: dict[str, yaml.Node] = {}
             for key, value in node.value:
-                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
-                    if key.value in first:
-                        line = first[key.value].start_mark.line + 1
-                        report.add(
-                            Problem(
-                                file=file,
-                                document=index,
-                                line=key.start_mark.line + 1,
-                                column=key.start_mark.column + 1,
-                                message=f"duplicate key '{key.value}' (first at line {line}); "
-                                "YAML would keep only the last one, remove or rename one of them",
-                            )
-                        )
-                    else:
-                        first[key.value] = key
-                stack.append(value)
+                if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+                    continue
+                if key.value in first:
+                    found.append(((*path, key.value), key, first[key.value].start_mark.line + 1))
+                else:
+                    first[key.value] = key
+                stack.append(((*path, key.value), value))
         elif isinstance(node, yaml.SequenceNode):
-            stack.extend(node.value)
+            stack.extend(((*path, i), item) for i, item in enumerate(node.value))
+    return sorted(found, key=lambda f: (f[1].start_mark.line, f[1].start_mark.column))
 
 
 def _validate(doc: _Document, report: _Report) -> None:
@@ -437,7 +452,7 @@ def _describe(error: ErrorDetails, model_cls: type[BaseModel], path: FieldPath) 
     msg = error["msg"]
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):
-            msg = msg[len(prefix):]
+            msg = msg[len(prefix) :]
     if kind == "missing":
         return "required field is missing"
     if kind == "extra_forbidden":
@@ -676,8 +691,12 @@ def _check_sensors(sensors: list[_Document], documents: list[_Document], report:
 
 
 def _check_dependency_source(
-    doc: _Document, index: int, source_name: str, event_name: str,
-    events: dict[str, list[EventSource]], report: _Report,
+    doc: _Document,
+    index: int,
+    source_name: str,
+    event_name: str,
+    events: dict[str, list[EventSource]],
+    report: _Report,
 ) -> None:
     sources = events.get(source_name, [])
     assert isinstance(doc.model, Sensor)
@@ -686,14 +705,16 @@ def _check_dependency_source(
     where = ("spec", "dependencies", index)
     if not sources:
         report.at(
-            doc, (*where, "eventSourceName"),
+            doc,
+            (*where, "eventSourceName"),
             f"no EventSource '{source_name}' is loaded; this dependency waits for events that "
             "another process publishes to the bus",
             level="warning",
         )
     elif not here:
         report.at(
-            doc, (*where, "eventSourceName"),
+            doc,
+            (*where, "eventSourceName"),
             f"EventSource '{source_name}' is loaded only in namespace(s) "
             f"{', '.join(sorted({s.metadata.namespace for s in sources}))}, not in '{namespace}'",
             level="warning",
@@ -701,7 +722,8 @@ def _check_dependency_source(
     elif not any(event_name in s.spec.event_names() for s in here):
         known = sorted({e for s in here for e in s.spec.event_names()})
         report.at(
-            doc, (*where, "eventName"),
+            doc,
+            (*where, "eventName"),
             f"EventSource '{source_name}' has no event '{event_name}'; its events: {', '.join(known)}",
             level="warning",
         )

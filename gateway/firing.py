@@ -72,7 +72,9 @@ class FiringRunner:
         if await self.store.firing_done(fire.key):
             logger.info(
                 "firing %s of %s/%s was already carried out; not repeating it",
-                fire.key, fire.sensor, fire.trigger,
+                fire.key,
+                fire.sensor,
+                fire.trigger,
                 extra={"firing": fire.key, "sensor": fire.sensor, "trigger": fire.trigger},
             )
             return Outcome("already-done", 0, "")
@@ -92,23 +94,40 @@ class FiringRunner:
             else:
                 await self.store.record_firing(
                     FiringRecord(
-                        key=fire.key, sensor=fire.sensor, trigger=fire.trigger,
+                        key=fire.key,
+                        sensor=fire.sensor,
+                        trigger=fire.trigger,
                         event_ids=list(fire.event_ids),
                         dependencies={dep: ev.id for dep, ev in fire.events.items()},
-                        status="succeeded", attempts=attempts, result=result,
-                        started_at=started, finished_at=self._clock(),
+                        status="succeeded",
+                        attempts=attempts,
+                        result=result,
+                        started_at=started,
+                        finished_at=self._clock(),
                     )
                 )
                 logger.info(
-                    "trigger %s/%s succeeded: %s", fire.sensor, fire.trigger, result,
-                    extra={"firing": fire.key, "sensor": fire.sensor, "trigger": fire.trigger,
-                           "event_ids": list(fire.event_ids), "attempts": attempts},
+                    "trigger %s/%s succeeded: %s",
+                    fire.sensor,
+                    fire.trigger,
+                    result,
+                    extra={
+                        "firing": fire.key,
+                        "sensor": fire.sensor,
+                        "trigger": fire.trigger,
+                        "event_ids": list(fire.event_ids),
+                        "attempts": attempts,
+                    },
                 )
                 return Outcome("succeeded", attempts, result)
             more = attempts <= len(self.delays) and last.retriable
             logger.warning(
-                "trigger %s/%s attempt %d failed%s: %s", fire.sensor, fire.trigger, attempts,
-                "" if more else " (giving up)", last,
+                "trigger %s/%s attempt %d failed%s: %s",
+                fire.sensor,
+                fire.trigger,
+                attempts,
+                "" if more else " (giving up)",
+                last,
                 extra={"firing": fire.key, "sensor": fire.sensor, "trigger": fire.trigger},
             )
             if not more:
@@ -121,14 +140,22 @@ class FiringRunner:
         reason = str(last)
         dlq_id = await self.store.dead_letter(
             DeadLetter(
-                key=fire.key, sensor=fire.sensor, trigger=fire.trigger, reason=reason, attempts=attempts,
+                key=fire.key,
+                sensor=fire.sensor,
+                trigger=fire.trigger,
+                reason=reason,
+                attempts=attempts,
                 events=[{"dependency": dep, **ev.to_dict()} for dep, ev in fire.events.items()],
                 created_at=self._clock(),
             )
         )
         logger.error(
             "trigger %s/%s failed after %d attempt(s); dead letter %s: %s",
-            fire.sensor, fire.trigger, attempts, dlq_id, reason,
+            fire.sensor,
+            fire.trigger,
+            attempts,
+            dlq_id,
+            reason,
             extra={"firing": fire.key, "sensor": fire.sensor, "trigger": fire.trigger, "dead_letter": dlq_id},
         )
         return Outcome("dead-lettered", attempts, reason)

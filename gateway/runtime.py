@@ -122,13 +122,20 @@ class SensorWorker:
         try:
             await self.runners[fire.trigger].run(fire)
         except asyncio.CancelledError:
-            logger.warning("firing %s of %s/%s interrupted; it will run again after restart",
-                           fire.key, fire.sensor, fire.trigger)
+            logger.warning(
+                "firing %s of %s/%s interrupted; it will run again after restart",
+                fire.key,
+                fire.sensor,
+                fire.trigger,
+            )
             raise
         except Exception:
             logger.exception(
                 "the outcome of firing %s of %s/%s could not be recorded; its events stay "
-                "unacknowledged and are replayed after a restart", fire.key, fire.sensor, fire.trigger,
+                "unacknowledged and are replayed after a restart",
+                fire.key,
+                fire.sensor,
+                fire.trigger,
             )
             return
         finally:
@@ -147,20 +154,26 @@ class SensorWorker:
     def _log_decisions(self, decisions: Decisions) -> None:
         for item in decisions.discarded:
             logger.debug(
-                "sensor %s: event %s did not pass the filters of %s%s", self.engine.name, item.event_id,
-                item.dependency, f": {'; '.join(item.errors)}" if item.errors else "",
+                "sensor %s: event %s did not pass the filters of %s%s",
+                self.engine.name,
+                item.event_id,
+                item.dependency,
+                f": {'; '.join(item.errors)}" if item.errors else "",
             )
         for warning in decisions.warnings:
             logger.warning(
-                "sensor %s: event %s passed the filters of %s with errors: %s", self.engine.name,
-                warning.event_id, warning.dependency, "; ".join(warning.errors),
+                "sensor %s: event %s passed the filters of %s with errors: %s",
+                self.engine.name,
+                warning.event_id,
+                warning.dependency,
+                "; ".join(warning.errors),
             )
 
-    async def drain(self, timeout: float) -> None:
-        """Wait for in-flight firings; cancel what is left after ``timeout`` seconds."""
+    async def drain(self, grace: float) -> None:
+        """Wait for in-flight firings; cancel what is left after ``grace`` seconds."""
         if not self._tasks:
             return
-        _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+        _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
         for task in pending:
             task.cancel()
         if pending:
@@ -171,6 +184,7 @@ class SensorWorker:
 class Runtime:
     manifests: Manifests
     settings: Settings = field(default_factory=Settings)
+    secrets: SecretStore | None = None
 
     def __post_init__(self) -> None:
         self.bus: Bus | None = None
@@ -185,7 +199,7 @@ class Runtime:
     async def start(self) -> None:
         settings = self.settings
         settings.state_dir.mkdir(parents=True, exist_ok=True)
-        secrets = SecretStore(settings.secrets_dir)
+        secrets = self.secrets or SecretStore(settings.secrets_dir)
         self.bus = create_bus(settings.bus, settings.state_dir, dedup_window=settings.dedup_window)
         await self.bus.start()
         self.store = SqliteStore(settings.state_dir / "state.db")
@@ -196,8 +210,10 @@ class Runtime:
             sensor = loaded.model
             engine = SensorEngine(sensor)
             context = TriggerContext(
-                sensor=sensor.metadata.name, namespace=sensor.metadata.namespace,
-                secrets=secrets, http=self._http,
+                sensor=sensor.metadata.name,
+                namespace=sensor.metadata.namespace,
+                secrets=secrets,
+                http=self._http,
             )
             runners: dict[str, FiringRunner] = {}
             for trigger in sensor.spec.triggers:
@@ -206,10 +222,15 @@ class Runtime:
                 runners[trigger.name] = FiringRunner(executor, self.store)
             worker = SensorWorker(engine, runners, self.bus, max_in_flight=settings.max_in_flight)
             self.workers.append(worker)
-            self._worker_tasks.append(asyncio.create_task(worker.run(self._stop), name=f"sensor {engine.name}"))
+            self._worker_tasks.append(
+                asyncio.create_task(worker.run(self._stop), name=f"sensor {engine.name}")
+            )
             logger.info(
-                "sensor %s: dependencies %s; triggers %s", engine.name,
-                ", ".join(f"{d.name} <- {d.event_source_name}/{d.event_name}" for d in sensor.spec.dependencies),
+                "sensor %s: dependencies %s; triggers %s",
+                engine.name,
+                ", ".join(
+                    f"{d.name} <- {d.event_source_name}/{d.event_name}" for d in sensor.spec.dependencies
+                ),
                 ", ".join(f"{t.name} ({t.template.kind})" for t in sensor.spec.triggers),
             )
         self.sources = build_sources(
@@ -248,9 +269,9 @@ class Runtime:
         logger.info("stopped")
 
 
-async def serve(manifests: Manifests, settings: Settings) -> int:
+async def serve(manifests: Manifests, settings: Settings, secrets: SecretStore | None = None) -> int:
     """Run until SIGTERM or SIGINT; returns the process exit code."""
-    runtime = Runtime(manifests, settings)
+    runtime = Runtime(manifests, settings, secrets)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, runtime.request_stop)

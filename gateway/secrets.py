@@ -67,8 +67,10 @@ class SecretNotFound(ConfigError):
 def _check_part(what: str, value: str) -> None:
     if not value or value in (".", "..") or any(c in value for c in "/\\\x00"):
         raise ConfigError(
-            [f"secret {what} {value!r} is not a plain name: it must be non-empty, not '.' or '..', "
-             "and hold no '/', '\\' or NUL"]
+            [
+                f"secret {what} {value!r} is not a plain name: it must be non-empty, not '.' or '..', "
+                "and hold no '/', '\\' or NUL"
+            ]
         )
 
 
@@ -104,8 +106,10 @@ class SecretStore:
             raise SecretNotFound(path, selector) from exc
         except IsADirectoryError as exc:
             raise ConfigError(
-                [f"secret '{selector.name}' key '{selector.key}': {path} is a directory; "
-                 "it must be a file holding the value"]
+                [
+                    f"secret '{selector.name}' key '{selector.key}': {path} is a directory; "
+                    "it must be a file holding the value"
+                ]
             ) from exc
         except OSError as exc:
             raise ConfigError(

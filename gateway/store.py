@@ -118,7 +118,9 @@ class SqliteStore:
 
     def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
         self.path = Path(path)
-        self._db = GroupCommitDB(self.path, error=StoreError, setup=_setup(self.path), synchronous=synchronous)
+        self._db = GroupCommitDB(
+            self.path, error=StoreError, setup=_setup(self.path), synchronous=synchronous
+        )
 
     async def start(self) -> None:
         await self._db.start()
@@ -136,14 +138,24 @@ class SqliteStore:
         _check_firing(rec)
         await self._db.write(lambda conn: _insert_firing(conn, rec))
 
-    async def dead_letter(self, rec: DeadLetter) -> str:
+    async def dead_letter(self, rec: DeadLetter, *, dependencies: dict[str, str] | None = None) -> str:
         """Store a dead letter and its "dead-lettered" firing in one transaction; return its id.
 
+        The firing record takes its event ids from ``rec.events``, ``result`` from ``rec.reason``
+        and ``dependencies`` (dependency name -> event id, for lineage) from the argument, or else
+        from a ``dependency`` attribute the event dicts may carry.
         If the key already has a dead letter, nothing is stored and that letter's id is returned.
-        A key whose firing already succeeded cannot be dead-lettered (``StoreError``).
+        A key whose firing already succeeded cannot be dead-lettered (``StoreError``, not retriable).
         """
         letter_id = rec.id or uuid.uuid4().hex
-        return await self._db.write(lambda conn: _insert_dead_letter(conn, rec, letter_id))
+        if dependencies is None:
+            dependencies = {
+                str(event["dependency"]): str(event["id"])
+                for event in rec.events
+                if "dependency" in event and "id" in event
+            }
+        deps = dict(dependencies)
+        return await self._db.write(lambda conn: _insert_dead_letter(conn, rec, letter_id, deps))
 
     async def release_dead_letter(self, letter_id: str) -> DeadLetter | None:
         """Remove a dead letter and its firing record (so the firing may run again); return it.
@@ -157,56 +169,44 @@ class SqliteStore:
 
     async def firing_done(self, key: str) -> bool:
         """True if a firing with this key completed (succeeded or was dead-lettered)."""
-        return await self._db.read(
-            lambda conn: conn.execute("SELECT 1 FROM firings WHERE key = ?", (key,)).fetchone() is not None
-        )
+        return bool(await self._query("SELECT 1 FROM firings WHERE key = ?", (key,)))
 
     async def get_firing(self, key: str) -> FiringRecord | None:
-        rows = await self._db.read(
-            lambda conn: conn.execute(f"SELECT {_FIRING_COLUMNS} FROM firings WHERE key = ?", (key,)).fetchall()
-        )
+        rows = await self._query(f"SELECT {_FIRING_COLUMNS} FROM firings WHERE key = ?", (key,))
         return _firing(rows[0]) if rows else None
 
     async def firings_for_event(self, event_id: str) -> list[FiringRecord]:
         """Every recorded firing that used the event ``event_id``, oldest first (lineage)."""
-        rows = await self._db.read(
-            lambda conn: conn.execute(
-                f"SELECT {_FIRING_COLUMNS} FROM firings WHERE key IN "
-                "(SELECT key FROM firing_events WHERE event_id = ?) ORDER BY finished_at, rowid",
-                (event_id,),
-            ).fetchall()
+        rows = await self._query(
+            f"SELECT {_FIRING_COLUMNS} FROM firings WHERE key IN "
+            "(SELECT key FROM firing_events WHERE event_id = ?) ORDER BY finished_at, rowid",
+            (event_id,),
         )
         return [_firing(row) for row in rows]
 
     async def list_firings(self, limit: int = 100) -> list[FiringRecord]:
         """The most recently finished firings, newest first."""
         _check_limit(limit)
-        rows = await self._db.read(
-            lambda conn: conn.execute(
-                f"SELECT {_FIRING_COLUMNS} FROM firings ORDER BY finished_at DESC, rowid DESC LIMIT ?",
-                (limit,),
-            ).fetchall()
+        rows = await self._query(
+            f"SELECT {_FIRING_COLUMNS} FROM firings ORDER BY finished_at DESC, rowid DESC LIMIT ?", (limit,)
         )
         return [_firing(row) for row in rows]
 
     async def list_dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """The most recent dead letters (with ``id`` set), newest first."""
         _check_limit(limit)
-        rows = await self._db.read(
-            lambda conn: conn.execute(
-                f"SELECT {_LETTER_COLUMNS} FROM dead_letters ORDER BY created_at DESC, rowid DESC LIMIT ?",
-                (limit,),
-            ).fetchall()
+        rows = await self._query(
+            f"SELECT {_LETTER_COLUMNS} FROM dead_letters ORDER BY created_at DESC, rowid DESC LIMIT ?",
+            (limit,),
         )
         return [_letter(row) for row in rows]
 
     async def get_dead_letter(self, letter_id: str) -> DeadLetter | None:
-        rows = await self._db.read(
-            lambda conn: conn.execute(
-                f"SELECT {_LETTER_COLUMNS} FROM dead_letters WHERE id = ?", (letter_id,)
-            ).fetchall()
-        )
+        rows = await self._query(f"SELECT {_LETTER_COLUMNS} FROM dead_letters WHERE id = ?", (letter_id,))
         return _letter(rows[0]) if rows else None
+
+    async def _query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        return await self._db.read(lambda conn: conn.execute(sql, params).fetchall())
 
 
 # -- rows <-> records ----------------------------------------------------------------------------
@@ -255,7 +255,9 @@ def _insert_firing(conn: sqlite3.Connection, rec: FiringRecord) -> bool:
     return True
 
 
-def _insert_dead_letter(conn: sqlite3.Connection, rec: DeadLetter, letter_id: str) -> str:
+def _insert_dead_letter(
+    conn: sqlite3.Connection, rec: DeadLetter, letter_id: str, dependencies: dict[str, str]
+) -> str:
     existing = conn.execute("SELECT id FROM dead_letters WHERE key = ?", (rec.key,)).fetchone()
     if existing is not None:
         return str(existing[0])
@@ -275,7 +277,7 @@ def _insert_dead_letter(conn: sqlite3.Connection, rec: DeadLetter, letter_id: st
             sensor=rec.sensor,
             trigger=rec.trigger,
             event_ids=event_ids,
-            dependencies={},
+            dependencies=dependencies,
             status="dead-lettered",
             attempts=rec.attempts,
             result=rec.reason,

@@ -111,7 +111,14 @@ class Event:
     def from_dict(cls, doc: dict[str, Any]) -> Event:
         try:
             known = {
-                "id", "source", "subject", "type", "time", "data", "datacontenttype", "specversion",
+                "id",
+                "source",
+                "subject",
+                "type",
+                "time",
+                "data",
+                "datacontenttype",
+                "specversion",
             }
             return cls(
                 id=str(doc["id"]),

@@ -17,17 +17,57 @@ API_VERSION = "argoproj.io/v1alpha1"
 
 # Every EventSource type Argo Events knows (spec keys), and the ones triggergate implements.
 ARGO_SOURCE_TYPES = (
-    "amqp", "azureEventsHub", "azureQueueStorage", "azureServiceBus", "bitbucket", "bitbucketserver",
-    "calendar", "emitter", "file", "generic", "gerrit", "github", "gitlab", "hdfs", "kafka", "minio",
-    "mns", "mqtt", "nats", "nsq", "pubSub", "pulsar", "redis", "redisStream", "resource", "sftp",
-    "slack", "sns", "sqs", "storageGrid", "stripe", "webhook",
+    "amqp",
+    "azureEventsHub",
+    "azureQueueStorage",
+    "azureServiceBus",
+    "bitbucket",
+    "bitbucketserver",
+    "calendar",
+    "emitter",
+    "file",
+    "generic",
+    "gerrit",
+    "github",
+    "gitlab",
+    "hdfs",
+    "kafka",
+    "minio",
+    "mns",
+    "mqtt",
+    "nats",
+    "nsq",
+    "pubSub",
+    "pulsar",
+    "redis",
+    "redisStream",
+    "resource",
+    "sftp",
+    "slack",
+    "sns",
+    "sqs",
+    "storageGrid",
+    "stripe",
+    "webhook",
 )
 SUPPORTED_SOURCE_TYPES = ("webhook",)
 
 # Every trigger type Argo Events knows, and the ones triggergate implements.
 ARGO_TRIGGER_TYPES = (
-    "k8s", "argoWorkflow", "http", "awsLambda", "azureEventHubs", "azureServiceBus", "kafka", "pulsar",
-    "nats", "slack", "openWhisk", "custom", "log", "email",
+    "k8s",
+    "argoWorkflow",
+    "http",
+    "awsLambda",
+    "azureEventHubs",
+    "azureServiceBus",
+    "kafka",
+    "pulsar",
+    "nats",
+    "slack",
+    "openWhisk",
+    "custom",
+    "log",
+    "email",
 )
 SUPPORTED_TRIGGER_TYPES = ("http", "log")
 
@@ -112,9 +152,7 @@ def parse_go_duration(value: str | int | float) -> float:
         total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
         pos = match.end()
     if pos != len(text) or pos == 0:
-        raise ValueError(
-            f"invalid duration {value!r}: use a Go duration such as '1s', '500ms' or '1m30s'"
-        )
+        raise ValueError(f"invalid duration {value!r}: use a Go duration such as '1s', '500ms' or '1m30s'")
     return total
 
 
@@ -264,10 +302,37 @@ class EventSourceSpec(ArgoModel):
     stripe: Any = None
 
     @field_validator(
-        "amqp", "azure_events_hub", "azure_queue_storage", "azure_service_bus", "bitbucket",
-        "bitbucketserver", "calendar", "emitter", "file", "generic", "gerrit", "github", "gitlab",
-        "hdfs", "kafka", "minio", "mns", "mqtt", "nats", "nsq", "pub_sub", "pulsar", "redis",
-        "redis_stream", "resource", "sftp", "slack", "sns", "sqs", "storage_grid", "stripe",
+        "amqp",
+        "azure_events_hub",
+        "azure_queue_storage",
+        "azure_service_bus",
+        "bitbucket",
+        "bitbucketserver",
+        "calendar",
+        "emitter",
+        "file",
+        "generic",
+        "gerrit",
+        "github",
+        "gitlab",
+        "hdfs",
+        "kafka",
+        "minio",
+        "mns",
+        "mqtt",
+        "nats",
+        "nsq",
+        "pub_sub",
+        "pulsar",
+        "redis",
+        "redis_stream",
+        "resource",
+        "sftp",
+        "slack",
+        "sns",
+        "sqs",
+        "storage_grid",
+        "stripe",
     )
     @classmethod
     def _unsupported(cls, value: Any, info: Any) -> Any:
@@ -314,8 +379,12 @@ class DataFilter(ArgoModel):
     def _values_as_strings(cls, value: Any) -> Any:
         if isinstance(value, list):
             return [
-                ("true" if v else "false") if isinstance(v, bool) else str(v) if isinstance(v, int | float)
-                else v for v in value
+                ("true" if v else "false")
+                if isinstance(v, bool)
+                else str(v)
+                if isinstance(v, int | float)
+                else v
+                for v in value
             ]
         return value
 
@@ -353,9 +422,7 @@ class ContextFilter(ArgoModel):
     @model_validator(mode="after")
     def _not_empty(self) -> ContextFilter:
         if not any((self.source, self.type, self.subject, self.datacontenttype)):
-            raise ValueError(
-                "a context filter needs at least one of type, subject, source, datacontenttype"
-            )
+            raise ValueError("a context filter needs at least one of type, subject, source, datacontenttype")
         return self
 
 
@@ -458,9 +525,7 @@ class TriggerParameterSource(ArgoModel):
     @classmethod
     def _templates(cls, value: str | None) -> str | None:
         if value:
-            raise ValueError(
-                "parameter templates are not implemented yet; use dataKey or contextKey"
-            )
+            raise ValueError("parameter templates are not implemented yet; use dataKey or contextKey")
         return value
 
     @field_validator("value", mode="before")
@@ -589,8 +654,18 @@ class TriggerTemplate(ArgoModel):
     email: Any = None
 
     @field_validator(
-        "k8s", "argo_workflow", "aws_lambda", "azure_event_hubs", "azure_service_bus", "kafka",
-        "pulsar", "nats", "slack", "open_whisk", "custom", "email",
+        "k8s",
+        "argo_workflow",
+        "aws_lambda",
+        "azure_event_hubs",
+        "azure_service_bus",
+        "kafka",
+        "pulsar",
+        "nats",
+        "slack",
+        "open_whisk",
+        "custom",
+        "email",
     )
     @classmethod
     def _unsupported(cls, value: Any, info: Any) -> Any:

@@ -2,8 +2,9 @@
 
 ``MemoryBus`` keeps events in a list in this process. It keeps every promise of
 ``gateway.bus.base`` except surviving a restart: order, batches, per-group acknowledgements in
-any order, dedup by id within ``dedup_window`` seconds, wake-up on publish. Events every known
-group has acknowledged are dropped, so memory stays bounded while consumers keep up.
+any order, dedup by id within ``dedup_window`` seconds, wake-up on publish. Events that every
+known group has acknowledged and that are older than ``retention`` seconds are dropped, so memory
+stays bounded while consumers keep up (as the SQLite bus's retention does).
 
 This module also holds ``AckCursor``, the per-group acknowledgement bookkeeping that every
 backend keeping its own offsets shares (the SQLite bus persists it).
@@ -12,8 +13,9 @@ backend keeping its own offsets shares (the SQLite bus persists it).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 
 from gateway.bus.base import Bus, Delivery
 from gateway.errors import BusError
@@ -73,11 +75,14 @@ class AckCursor:
 class MemoryBus(Bus):
     """The bus contract in memory. Not durable: everything is gone when the process ends."""
 
-    def __init__(self, *, dedup_window: float = 86400.0) -> None:
-        if dedup_window < 0:
-            raise ValueError(f"dedup_window must be >= 0 seconds, got {dedup_window}")
+    def __init__(self, *, dedup_window: float = 86400.0, retention: float = 3600.0) -> None:
+        for name, value in (("dedup_window", dedup_window), ("retention", retention)):
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0 seconds, got {value}")
         self._dedup_window = dedup_window
+        self._retention = retention
         self._log: list[Delivery] = []
+        self._times: list[float] = []  # publish time of each entry of self._log
         self._first_seq = 1  # seq of self._log[0] (or of the next event when the log is empty)
         self._head = 0  # the highest seq ever published
         self._seen: dict[str, float] = {}  # event id -> publish time, oldest first
@@ -114,9 +119,11 @@ class MemoryBus(Bus):
             self._seen[event.id] = now
             self._head += 1
             self._log.append(Delivery(self._head, event))
+            self._times.append(now)
             stored.append(True)
         if any(stored):
             self._wake()
+            self._drop_acknowledged(now)
         return stored
 
     def _forget_before(self, horizon: float) -> None:
@@ -139,7 +146,7 @@ class MemoryBus(Bus):
             state = self._groups[name] = AckCursor(self._first_seq - 1)
         return state
 
-    async def subscribe(self, group: str, *, batch_size: int = 512) -> AsyncIterator[list[Delivery]]:
+    async def subscribe(self, group: str, *, batch_size: int = 512) -> AsyncGenerator[list[Delivery], None]:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self._check_open("subscribe")
@@ -165,6 +172,7 @@ class MemoryBus(Bus):
                 self._waiters.discard(waiter)
 
     async def ack(self, group: str, deliveries: Sequence[Delivery]) -> None:
+        self._check_open("ack")
         state = self._group(group)
         for delivery in deliveries:
             if not 0 < delivery.seq <= self._head:
@@ -172,14 +180,18 @@ class MemoryBus(Bus):
                     f"cannot ack seq {delivery.seq} for group {group!r}: it was never published on this bus"
                 )
             state.ack(delivery.seq)
-        self._drop_acknowledged()
+        self._drop_acknowledged(time.monotonic())
 
-    def _drop_acknowledged(self) -> None:
+    def _drop_acknowledged(self, now: float) -> None:
+        """Drop the events every known group acknowledged that are older than ``retention``."""
+        if not self._groups:
+            return
         done = min(state.cursor for state in self._groups.values())
-        count = done - self._first_seq + 1
+        count = min(done - self._first_seq + 1, bisect.bisect_left(self._times, now - self._retention))
         # Drop in chunks so that a steady stream of acks costs amortized O(1).
         if count > 0 and (count >= 1024 or count == len(self._log)):
             del self._log[:count]
+            del self._times[:count]
             self._first_seq += count
 
     async def get(self, event_id: str) -> Event | None:

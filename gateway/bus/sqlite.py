@@ -21,7 +21,8 @@ any group exists nothing is deleted. A group that never comes back keeps its eve
 ``stats()``.
 
 One process owns the file: subscriptions are woken by this process's publishes, not by other
-processes writing the same file.
+processes writing the same file. Two live subscriptions of the same group each receive every
+unacknowledged event (a fan-out, not a split): run one consumer per group.
 """
 
 from __future__ import annotations
@@ -31,13 +32,13 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from pathlib import Path
 
 from gateway.bus.base import Bus, Delivery
 from gateway.bus.memory import AckCursor
 from gateway.errors import BusError
-from gateway.sqlitedb import GroupCommitDB
+from gateway.sqlitedb import Coalescer, GroupCommitDB
 from sensors.event import EnvelopeError, Event
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,9 @@ class SqliteBus(Bus):
         self._ack_flush_interval = ack_flush_interval
         self._cleanup_interval = cleanup_interval
         self.db = GroupCommitDB(self.path, error=BusError, setup=_setup(self.path), synchronous=synchronous)
+        self._append: Coalescer[list[tuple[str, bytes]], tuple[list[bool], int]] = Coalescer(
+            self.db, _publish_job(dedup_window)
+        )
         self._head = 0  # highest seq committed (or ever assigned)
         self._groups: dict[str, AckCursor] = {}
         self._loading: dict[str, asyncio.Future[AckCursor]] = {}
@@ -168,8 +172,7 @@ class SqliteBus(Bus):
         self._check_open("publish")
         if not events:
             return []
-        rows = [(event.id, event.to_json()) for event in events]
-        stored, head = await self.db.write(_publish_job(rows, self._dedup_window))
+        stored, head = await self._append([(event.id, event.to_json()) for event in events])
         if head > self._head:
             self._head = head
             self._wake()
@@ -183,7 +186,7 @@ class SqliteBus(Bus):
 
     # -- subscribe ---------------------------------------------------------------------------
 
-    async def subscribe(self, group: str, *, batch_size: int = 512) -> AsyncIterator[list[Delivery]]:
+    async def subscribe(self, group: str, *, batch_size: int = 512) -> AsyncGenerator[list[Delivery], None]:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self._check_open("subscribe")
@@ -207,6 +210,8 @@ class SqliteBus(Bus):
                         self._note(group, state.skip(expected, delivery.seq - 1))
                     expected = delivery.seq + 1
                 position = rows[-1].seq
+                # Committed, though its publisher may not have resumed yet to raise the head.
+                self._head = max(self._head, position)
                 batch = [d for d in rows if not state.is_done(d.seq)]
                 if batch:
                     yield batch
@@ -353,30 +358,48 @@ def _read_head(conn: sqlite3.Connection) -> int:
     return int(row[0]) if row else 0
 
 
+_ID_CHUNK = 500  # ids per "IN (...)" lookup, well below SQLite's variable limit
+
+
 def _publish_job(
-    rows: list[tuple[str, bytes]], window: float
-) -> Callable[[sqlite3.Connection], tuple[list[bool], int]]:
-    def job(conn: sqlite3.Connection) -> tuple[list[bool], int]:
+    window: float,
+) -> Callable[[sqlite3.Connection, list[list[tuple[str, bytes]]]], list[tuple[list[bool], int]]]:
+    """The append of many publish calls at once: dedup lookup, then two ``executemany``.
+
+    Each call's rows are ``(event id, body)``; each result is ``(stored flags, head seq)``.
+    """
+
+    def job(conn: sqlite3.Connection, calls: list[list[tuple[str, bytes]]]) -> list[tuple[list[bool], int]]:
         now = time.time()
-        stored: list[bool] = []
+        horizon = now - window
+        wanted = list({event_id for rows in calls for event_id, _ in rows})
+        seen: dict[str, float] = {}
+        for i in range(0, len(wanted), _ID_CHUNK):
+            chunk = wanted[i : i + _ID_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            seen.update(conn.execute(f"SELECT id, published_at FROM dedup WHERE id IN ({marks})", chunk))
+        flags: list[list[bool]] = []
         fresh: list[tuple[str, float, bytes]] = []
-        for event_id, body in rows:
-            # Insert the id, or take it over when the one stored is older than the window.
-            cur = conn.execute(
+        for rows in calls:
+            stored = []
+            for event_id, body in rows:
+                previous = seen.get(event_id)
+                is_new = previous is None or previous < horizon
+                if is_new:
+                    seen[event_id] = now
+                    fresh.append((event_id, now, body))
+                stored.append(is_new)
+            flags.append(stored)
+        head = 0
+        if fresh:
+            conn.executemany(
                 "INSERT INTO dedup (id, published_at) VALUES (?, ?) "
-                "ON CONFLICT (id) DO UPDATE SET published_at = excluded.published_at "
-                "WHERE dedup.published_at < ?",
-                (event_id, now, now - window),
+                "ON CONFLICT (id) DO UPDATE SET published_at = excluded.published_at",
+                [(event_id, at) for event_id, at, _ in fresh],
             )
-            is_new = cur.rowcount == 1
-            stored.append(is_new)
-            if is_new:
-                fresh.append((event_id, now, body))
-        if not fresh:
-            return stored, 0
-        conn.executemany("INSERT INTO events (id, published_at, body) VALUES (?, ?, ?)", fresh)
-        head = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
-        return stored, int(head)
+            conn.executemany("INSERT INTO events (id, published_at, body) VALUES (?, ?, ?)", fresh)
+            head = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0])
+        return [(stored, head) for stored in flags]
 
     return job
 

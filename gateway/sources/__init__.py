@@ -46,7 +46,10 @@ def build_sources(
     secrets: SecretStore | None,
     **options: Any,
 ) -> list[Source]:
-    """Every source needed by ``event_sources``, kind by kind; ``options`` (e.g. ``host``) go to each builder."""
+    """Every source needed by ``event_sources``, kind by kind.
+
+    ``options`` (``host``, ``graceful_timeout``) are passed to every builder.
+    """
     kinds: list[str] = []
     for event_source in event_sources:
         for kind in kinds_used(event_source):

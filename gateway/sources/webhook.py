@@ -27,6 +27,10 @@ Request handling, in order (Argo's order where Argo has the step):
 7. ``await publisher.publish(events)``: returned -> ``200 success`` (also when the bus reports a
    duplicate); ``BusError`` -> ``503 failed to record event`` with ``Retry-After: 1``.
 
+``GET /health`` answers ``200 OK``, or ``503`` while the publisher's ``healthy()`` says False.
+A missing ``authSecret`` file fails :meth:`WebhookServer.start` (``optional: true``: a warning,
+and ``500 Error loading auth token`` until the file exists).
+
 CloudEvents (see :mod:`gateway.sources.cloudevents`): structured (``application/cloudevents+json``),
 batched (``application/cloudevents-batch+json``) and binary (``ce-*`` headers) requests keep the
 payload shape above. Their envelope id is derived from the upstream ``source`` and ``id``, so a
@@ -66,6 +70,7 @@ import orjson
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from gateway.errors import BusError, ConfigError
 from gateway.httpserver import HttpServer
@@ -178,7 +183,10 @@ def collect_headers(raw_headers: Iterable[tuple[bytes, bytes]]) -> RequestHeader
 
 
 def query_to_arrays(query: str | bytes) -> dict[str, list[str]]:
-    """A query string or form body as Go's ``url.Values``: ``x=1&x=2&y`` -> ``{"x": ["1","2"], "y": [""]}``."""
+    """A query string or form body as Go's ``url.Values``.
+
+    ``x=1&x=2&y`` -> ``{"x": ["1", "2"], "y": [""]}``; ``+`` and ``%XX`` are decoded.
+    """
     if isinstance(query, bytes):
         query = query.decode("utf-8", "replace")
     if not query:
@@ -271,7 +279,7 @@ class _Endpoint:
     def authorize(self, authorization: bytes | None) -> None:
         if self._auth is None:
             return
-        assert self._secrets is not None  # checked when the source is built
+        assert self._secrets is not None  # WebhookServer refuses authSecret without a store
         try:
             secret = self._secrets.get(self._auth)
         except ConfigError as exc:
@@ -319,7 +327,7 @@ class _Endpoint:
                 return [(incoming.body, incoming)]
             if mtype == cloudevents.BATCH_MEDIA_TYPE:
                 return [(ce.body, ce) for ce in cloudevents.parse_batch(parse_json_body(raw))]
-            body = query_to_arrays(raw) if mtype == FORM_MEDIA_TYPE else parse_json_body(raw)
+            body = parse_body(headers.content_type, raw)
             if headers.cloudevent:
                 attributes = cloudevents.binary_attributes(raw_headers)
                 if attributes is not None:
@@ -333,7 +341,8 @@ class _Endpoint:
             results = await self._publisher.publish(events)
         except BusError as exc:
             logger.warning(
-                "webhook %s: could not record %d event(s), answered 503: %s", self.event.label, len(events), exc
+                "webhook %s: could not record %d event(s), answered 503: %s",
+                self.event.label, len(events), exc,
             )
             return Response(b"failed to record event", 503, headers={"Retry-After": "1"}, media_type=_TEXT)
         except Exception:
@@ -382,15 +391,21 @@ class _PathRoute:
     def allow(self) -> str:
         return ", ".join(sorted(self.by_method))
 
-    async def __call__(self, request: Request) -> Response:
-        headers = collect_headers(request.scope["headers"])
-        endpoint = self.by_method.get(request.scope["method"])
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI app of this path (a plain ASGI app, so Starlette routes every method here)."""
+        response = await self.respond(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+    async def respond(self, request: Request) -> Response:
+        scope = request.scope
+        headers = collect_headers(scope["headers"])
+        endpoint = self.by_method.get(scope["method"])
         try:
             if endpoint is None:
                 self._authorize_any(headers.authorization)
                 allow = self.allow
                 raise RequestRejected(
-                    405, f"method {request.scope['method']} is not allowed on {self.path}; allowed: {allow}",
+                    405, f"method {scope['method']} is not allowed on {self.path}; allowed: {allow}",
                     {"Allow": allow},
                 )
             endpoint.authorize(headers.authorization)
@@ -446,6 +461,10 @@ class WebhookServer(Source):
                     [f"webhook events {other.label} and {event.label} both use {event.spec.method} "
                      f"{event.spec.endpoint} on port {port}; give one of them another endpoint or port"]
                 )
+            if event.spec.auth_secret is not None and secrets is None:
+                raise ConfigError(
+                    [f"webhook {event.label}: authSecret is set but no secrets directory is configured"]
+                )
             route.by_method[event.spec.method] = _Endpoint(event, publisher, secrets)
         self._tls = self._tls_files()
         self.app = self._build_app()
@@ -488,7 +507,7 @@ class WebhookServer(Source):
         app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, redirect_slashes=False)
         app.add_route("/health", self._health, methods=None, include_in_schema=False)
         for path, route in self._routes.items():
-            app.add_route(path, route.__call__, methods=None, include_in_schema=False)
+            app.add_route(path, route, include_in_schema=False)  # type: ignore[arg-type]
         return app
 
     async def _health(self, request: Request) -> Response:
@@ -503,14 +522,11 @@ class WebhookServer(Source):
         return _HEALTHY
 
     def _check_secrets(self) -> None:
+        """Reads every authSecret once, so that a missing one fails start() instead of requests."""
         for event in self.events:
             selector = event.spec.auth_secret
-            if selector is None:
+            if selector is None or self.secrets is None:
                 continue
-            if self.secrets is None:
-                raise ConfigError(
-                    [f"webhook {event.label}: authSecret is set but no secrets directory is configured"]
-                )
             if self.secrets.lookup(selector) is None:
                 logger.warning(
                     "webhook %s: optional authSecret %s/%s is missing; requests are answered "

@@ -41,5 +41,5 @@ class TriggerExecutor(ABC):
     async def execute(self, fire: Fire) -> str:
         """Carry out one attempt. Return a short summary; raise ``TriggerError`` on failure."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional hook, most executors hold nothing
         """Release resources held by this executor."""

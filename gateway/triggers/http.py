@@ -10,8 +10,8 @@ key so that a receiver can drop a repeated delivery after a crash or a replay.
 from __future__ import annotations
 
 import base64
-from email.utils import parsedate_to_datetime
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 import httpx
 
@@ -71,9 +71,15 @@ class HttpTrigger(TriggerExecutor):
             if ref is not None:
                 headers[secure.name] = self.context.secrets.get(ref).reveal()
         if spec.basic_auth is not None:
-            user = self.context.secrets.get(spec.basic_auth.username).reveal() if spec.basic_auth.username else ""
+            user = (
+                self.context.secrets.get(spec.basic_auth.username).reveal()
+                if spec.basic_auth.username
+                else ""
+            )
             password = (
-                self.context.secrets.get(spec.basic_auth.password).reveal() if spec.basic_auth.password else ""
+                self.context.secrets.get(spec.basic_auth.password).reveal()
+                if spec.basic_auth.password
+                else ""
             )
             token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
             headers["Authorization"] = f"Basic {token}"
@@ -102,20 +108,20 @@ class HttpTrigger(TriggerExecutor):
         except httpx.UnsupportedProtocol as exc:
             raise TriggerError(f"unsupported url {spec.url!r}: {exc}", retriable=False) from exc
         except httpx.TimeoutException as exc:
-            raise TriggerError(f"{spec.method} {spec.url} timed out after {spec.timeout}s", retriable=True) from exc
+            raise TriggerError(
+                f"{spec.method} {spec.url} timed out after {spec.timeout}s", retriable=True
+            ) from exc
         except httpx.HTTPError as exc:
             raise TriggerError(f"{spec.method} {spec.url} failed: {exc!r}", retriable=True) from exc
         status = response.status_code
         summary = f"{spec.method} {spec.url} -> HTTP {status}"
-        if self.allow is not None:
-            ok = status in self.allow
-        else:
-            ok = status < 400
+        ok = status in self.allow if self.allow is not None else status < 400
         if ok:
             return summary
         reason = response.text[:300].strip()
         raise TriggerError(
-            f"{summary}" + (f": {reason}" if reason else "")
+            f"{summary}"
+            + (f": {reason}" if reason else "")
             + ("" if self.allow is None else f" (policy.status.allow: {sorted(self.allow)})"),
             retriable=status in RETRIABLE_STATUS or status >= 500,
             retry_after=retry_after_seconds(response.headers.get("retry-after")),

@@ -34,8 +34,17 @@ class GatewayProcess:
 
     def start(self, timeout: float = 30.0) -> GatewayProcess:
         cmd = [
-            sys.executable, "-m", "gateway", "run", *map(str, self.manifests),
-            "--state-dir", str(self.state_dir), "--host", "127.0.0.1", "--log-format", "json",
+            sys.executable,
+            "-m",
+            "gateway",
+            "run",
+            *map(str, self.manifests),
+            "--state-dir",
+            str(self.state_dir),
+            "--host",
+            "127.0.0.1",
+            "--log-format",
+            "json",
             *self.extra_args,
         ]
         if self.secrets_dir is not None:

@@ -126,5 +126,7 @@ def test_kill_9_mid_stream_loses_nothing(tmp_path: Path) -> None:
     # One firing per upload: retried uploads were deduplicated by their CloudEvent id, and every
     # repeated delivery carried the same idempotency key, so a receiver can drop it.
     assert len(keys) == len(seqs) == N_EVENTS
-    print(f"accepted before kill: {killed_at}; fired before restart: {fired_before_restart}; "
-          f"repeated after restart (same key): {len(repeated)}")
+    print(
+        f"accepted before kill: {killed_at}; fired before restart: {fired_before_restart}; "
+        f"repeated after restart (same key): {len(repeated)}"
+    )

@@ -89,10 +89,18 @@ def test_webhook_to_http_trigger_end_to_end(tmp_path: Path, receiver: Receiver) 
     try:
         base = f"http://127.0.0.1:{port}"
         # filtered out: not a NovaSeq
-        assert httpx.post(f"{base}/run-uploaded", json={"run": "r0", "instrument": "MiSeq"}).status_code == 200
-        assert httpx.post(f"{base}/run-uploaded", json={"run": "r1", "instrument": "NovaSeqX"}).status_code == 200
+        assert (
+            httpx.post(f"{base}/run-uploaded", json={"run": "r0", "instrument": "MiSeq"}).status_code == 200
+        )
+        assert (
+            httpx.post(f"{base}/run-uploaded", json={"run": "r1", "instrument": "NovaSeqX"}).status_code
+            == 200
+        )
         # latest event wins: r2 replaces r1 before the sample sheet arrives
-        assert httpx.post(f"{base}/run-uploaded", json={"run": "r2", "instrument": "NovaSeqX"}).status_code == 200
+        assert (
+            httpx.post(f"{base}/run-uploaded", json={"run": "r2", "instrument": "NovaSeqX"}).status_code
+            == 200
+        )
         assert httpx.post(f"{base}/sample-sheet", json={"samples": ["S1", "S2"]}).status_code == 200
         got = receiver.wait_for(1)
         assert got[0].path == "/align"
@@ -118,7 +126,9 @@ def test_failed_trigger_is_retried_then_dead_lettered(tmp_path: Path, receiver: 
     port = free_port()
     receiver.statuses.extend([503, 500, 500])
     manifests = write_manifests(
-        tmp_path, port, receiver.url,
+        tmp_path,
+        port,
+        receiver.url,
         retry="retryStrategy: {steps: 3, duration: 10ms, factor: 2}",
     )
     gw = GatewayProcess([manifests], tmp_path / "state", port).start()

@@ -55,8 +55,13 @@ def make_fire(data: Any = None) -> Fire:
     return Fire("s", "t", {"d": ev}, idempotency_key("s", "t", {"d": ev}))
 
 
-def runner_for(trigger: Trigger, store: SqliteStore, client: httpx.AsyncClient, tmp_path: Path,
-               sleeps: list[float] | None = None) -> FiringRunner:
+def runner_for(
+    trigger: Trigger,
+    store: SqliteStore,
+    client: httpx.AsyncClient,
+    tmp_path: Path,
+    sleeps: list[float] | None = None,
+) -> FiringRunner:
     context = TriggerContext("s", "default", SecretStore(tmp_path / "secrets"), client)
 
     async def fake_sleep(seconds: float) -> None:
@@ -66,10 +71,12 @@ def runner_for(trigger: Trigger, store: SqliteStore, client: httpx.AsyncClient, 
     return FiringRunner(build_executor(trigger, context), store, sleep=fake_sleep)
 
 
-async def test_payload_headers_and_record(receiver: Receiver, store: SqliteStore, client: httpx.AsyncClient,
-                                          tmp_path: Path) -> None:
-    runner = runner_for(make_trigger(receiver.url + "/hook", http={"headers": {"X-Lab": "north"}}),
-                        store, client, tmp_path)
+async def test_payload_headers_and_record(
+    receiver: Receiver, store: SqliteStore, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    runner = runner_for(
+        make_trigger(receiver.url + "/hook", http={"headers": {"X-Lab": "north"}}), store, client, tmp_path
+    )
     fire = make_fire()
     outcome = await runner.run(fire)
     assert outcome.status == "succeeded" and outcome.attempts == 1
@@ -85,8 +92,9 @@ async def test_payload_headers_and_record(receiver: Receiver, store: SqliteStore
     assert again.status == "already-done" and len(receiver.snapshot()) == 1
 
 
-async def test_retries_with_backoff_then_succeeds(receiver: Receiver, store: SqliteStore,
-                                                   client: httpx.AsyncClient, tmp_path: Path) -> None:
+async def test_retries_with_backoff_then_succeeds(
+    receiver: Receiver, store: SqliteStore, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
     receiver.statuses.extend([503, 500])
     sleeps: list[float] = []
     trig = make_trigger(receiver.url, retryStrategy={"steps": 4, "duration": "1s", "factor": 2})
@@ -95,8 +103,9 @@ async def test_retries_with_backoff_then_succeeds(receiver: Receiver, store: Sql
     assert sleeps == [1.0, 2.0]
 
 
-async def test_non_retriable_status_goes_to_dead_letters(receiver: Receiver, store: SqliteStore,
-                                                         client: httpx.AsyncClient, tmp_path: Path) -> None:
+async def test_non_retriable_status_goes_to_dead_letters(
+    receiver: Receiver, store: SqliteStore, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
     receiver.statuses.extend([404])
     trig = make_trigger(receiver.url, retryStrategy={"steps": 5, "duration": "10ms"})
     fire = make_fire()
@@ -108,8 +117,9 @@ async def test_non_retriable_status_goes_to_dead_letters(receiver: Receiver, sto
     assert await store.firing_done(fire.key)
 
 
-async def test_attempts_run_out(receiver: Receiver, store: SqliteStore, client: httpx.AsyncClient,
-                                tmp_path: Path) -> None:
+async def test_attempts_run_out(
+    receiver: Receiver, store: SqliteStore, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
     receiver.statuses.extend([500, 500, 500])
     trig = make_trigger(receiver.url, retryStrategy={"steps": 3, "duration": "10ms"})
     outcome = await runner_for(trig, store, client, tmp_path, []).run(make_fire())
@@ -117,15 +127,17 @@ async def test_attempts_run_out(receiver: Receiver, store: SqliteStore, client: 
     assert len(receiver.snapshot()) == 3
 
 
-async def test_no_retry_strategy_means_one_attempt(receiver: Receiver, store: SqliteStore,
-                                                   client: httpx.AsyncClient, tmp_path: Path) -> None:
+async def test_no_retry_strategy_means_one_attempt(
+    receiver: Receiver, store: SqliteStore, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
     receiver.statuses.extend([500])
     outcome = await runner_for(make_trigger(receiver.url), store, client, tmp_path, []).run(make_fire())
     assert outcome.status == "dead-lettered" and outcome.attempts == 1
 
 
-async def test_status_policy_allow_list(receiver: Receiver, store: SqliteStore, client: httpx.AsyncClient,
-                                        tmp_path: Path) -> None:
+async def test_status_policy_allow_list(
+    receiver: Receiver, store: SqliteStore, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
     receiver.statuses.extend([202])
     trig = make_trigger(receiver.url, policy={"status": {"allow": [200]}})
     outcome = await runner_for(trig, store, client, tmp_path, []).run(make_fire())
@@ -136,7 +148,9 @@ async def test_status_policy_allow_list(receiver: Receiver, store: SqliteStore, 
     assert outcome.status == "succeeded"
 
 
-async def test_connection_refused_is_retried(store: SqliteStore, client: httpx.AsyncClient, tmp_path: Path) -> None:
+async def test_connection_refused_is_retried(
+    store: SqliteStore, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
     from tests.integration.gatewayproc import free_port
 
     sleeps: list[float] = []
@@ -145,22 +159,30 @@ async def test_connection_refused_is_retried(store: SqliteStore, client: httpx.A
     assert outcome.status == "dead-lettered" and outcome.attempts == 2 and sleeps == [0.005]
 
 
-async def test_template_and_resource_parameters(receiver: Receiver, store: SqliteStore,
-                                                client: httpx.AsyncClient, tmp_path: Path) -> None:
+async def test_template_and_resource_parameters(
+    receiver: Receiver, store: SqliteStore, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
     # Template-level parameters rewrite the trigger template (here http.url := the receiver),
     # then resource-level parameters rewrite the HTTP spec (url := url + body.url).
     trig = make_trigger(
         receiver.url + "/wrong",
-        http={"parameters": [{"src": {"dependencyName": "d", "dataKey": "body.url"}, "dest": "url",
-                              "operation": "append"}]},
+        http={
+            "parameters": [
+                {"src": {"dependencyName": "d", "dataKey": "body.url"}, "dest": "url", "operation": "append"}
+            ]
+        },
         parameters=[{"src": {"dependencyName": "d", "value": receiver.url}, "dest": "http.url"}],
     )
-    outcome = await runner_for(trig, store, client, tmp_path, []).run(make_fire({"body": {"x": "v", "url": "/other"}}))
+    outcome = await runner_for(trig, store, client, tmp_path, []).run(
+        make_fire({"body": {"x": "v", "url": "/other"}})
+    )
     assert outcome.status == "succeeded", outcome.result
     assert receiver.snapshot()[-1].path == "/other"
 
 
-async def test_unusable_url_is_not_retried(store: SqliteStore, client: httpx.AsyncClient, tmp_path: Path) -> None:
+async def test_unusable_url_is_not_retried(
+    store: SqliteStore, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
     sleeps: list[float] = []
     trig = make_trigger("ftp://example.invalid/x", retryStrategy={"steps": 3, "duration": "5ms"})
     outcome = await runner_for(trig, store, client, tmp_path, sleeps).run(make_fire())

@@ -33,7 +33,9 @@ def log_trigger(name: str, conditions: str = "") -> dict[str, Any]:
 _counter = 0
 
 
-def event(source: str = "webhook", subject: str = "example", data: Any = None, id: str | None = None) -> Event:
+def event(
+    source: str = "webhook", subject: str = "example", data: Any = None, id: str | None = None
+) -> Event:
     global _counter
     _counter += 1
     return Event(

@@ -22,9 +22,7 @@ def test_unrouted_event_is_released_at_once() -> None:
 
 
 def test_and_waits_for_both_and_latest_event_wins() -> None:
-    engine = SensorEngine(
-        sensor([dep("a", event="a"), dep("b", event="b")], [log_trigger("t", "a && b")])
-    )
+    engine = SensorEngine(sensor([dep("a", event="a"), dep("b", event="b")], [log_trigger("t", "a && b")]))
     a1, a2, b1 = event(subject="a"), event(subject="a"), event(subject="b")
     out1 = engine.observe(a1, T0)
     assert out1.fires == [] and out1.released == []  # held
