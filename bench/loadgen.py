@@ -9,18 +9,24 @@ Two modes, each printing one JSON object on stdout:
 
 ``closed``
     ``--connections`` connections send the same request back to back for ``--warmup`` +
-    ``--duration`` seconds. Throughput and latency count the responses that complete inside the
-    measured window; ``statuses`` counts every response, warm-up and drain included, so that it
-    can be compared with what the server stored. When the time is up every connection waits for
-    its last response before closing (nothing is abandoned in flight).
+    ``--duration`` seconds. ``rate`` and ``latency`` count the 200 responses that complete inside
+    the measured window; ``statuses`` counts every response, warm-up and drain included, so that it
+    can be compared with what the server stored. When the time is up every connection waits (up
+    to ``--drain-timeout``) for its last response before closing. ``cpu`` is the CPU use (in
+    cores) of this process, of ``--server-pid`` and of the whole machine over the window.
 
 ``open``
     an open-loop, fixed-rate sender: request ``i`` is due at ``start + i / rate`` and is sent at
     that time whatever happened to the earlier ones (no waiting for responses), on the first idle
-    connection of a pool of ``--connections``. Each request body carries its own id
+    connection of a pool of ``--connections`` (when every connection is waiting for an answer, the
+    request waits for one: ``send_lag`` shows it). Each request body carries its own id
     (``e2e-000000042``). The output holds ``start`` (a ``time.monotonic()`` value: on Linux that is
     CLOCK_MONOTONIC, the same clock in every process of the machine, so the caller can compare it
-    with its own readings) and, per request, the status and timings relative to the due time.
+    with its own readings), ``ok_ids`` (the indexes answered 200) and timings relative to the due
+    time; after the last due time it waits up to ``--drain-timeout`` for answers, then gives up.
+
+In both modes ``unknown`` counts requests that were written but never answered (the connection
+failed, or the drain timeout ended the run): the server may or may not have acted on them.
 
 ``python bench/loadgen.py closed --port 8000 --path /ingest --connections 64 --duration 10``
 """

@@ -11,10 +11,13 @@ Two parts, each compared with what can be compared in the same run on the same m
    200 answers (warm-up included).
 2. **End-to-end latency.** ``triggergate run`` with a sensor whose ``http`` trigger posts the event
    id to a receiver in this process; requests are sent open loop at a fixed rate and the time from
-   each request's due time to the trigger's request arriving is printed as p50/p90/p99/max.
+   each request's due time to the trigger's request arriving is printed as p50/p90/p99/max, with
+   the POST -> 200 latency, whether the gateway kept up, and the same bus check.
 
 The generator is ``wrk`` when it is on PATH (part 1 only; it cannot send at a fixed rate), else
 ``bench/loadgen.py``; either runs in its own process, sharing the machine's cores with the server.
+CPU use is printed per process, and the CPU used by every *other* process of the machine during
+each run, with a warning when that is large enough to spoil the comparison.
 Everything binds 127.0.0.1 on free ports; every process started here is stopped by its PID; all
 files live in one temporary directory that is removed at the end.
 
@@ -98,10 +101,6 @@ class Options:
     sensor: str
     drain_timeout: float  # how long the end-to-end sender waits for answers after the last send
     settle_timeout: float  # then how long the receiver waits for the triggers of accepted events
-
-    @property
-    def quick(self) -> bool:
-        return self.duration < 2
 
 
 def parse_options(argv: Sequence[str] | None) -> Options:
@@ -730,14 +729,12 @@ async def part_e2e(opts: Options, workdir: Path, report: Report) -> None:
             "--rate", str(opts.rate), "--duration", str(opts.duration),
             "--connections", str(opts.connections), "--drain-timeout", str(opts.drain_timeout),
         ]
-        cpu0, wall0 = process_cpu_seconds(gateway.pid), time.monotonic()
-        sender = await asyncio.create_subprocess_exec(
-            *cmd, cwd=workdir, env=child_env(), stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL,
-        )
-        out, err = await sender.communicate()
-        cpu1, wall1 = process_cpu_seconds(gateway.pid), time.monotonic()
-        gateway_cpu = None if cpu0 is None or cpu1 is None else (cpu1 - cpu0) / (wall1 - wall0)
+        with Usage(gateway.pid) as usage:
+            sender = await asyncio.create_subprocess_exec(
+                *cmd, cwd=workdir, env=child_env(), stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL,
+            )
+            out, err = await sender.communicate()
         if sender.returncode != 0:
             raise BenchError(f"the end-to-end sender failed with status {sender.returncode}: "
                              f"{' '.join(cmd)}\n{err.decode(errors='replace')[-2000:]}")
@@ -773,8 +770,12 @@ async def part_e2e(opts: Options, workdir: Path, report: Report) -> None:
                 + (f", other statuses {others}" if others else "")
                 + (f", unknown outcome {result['unknown']}" if result["unknown"] else "")
                 + (f", never sent (no free connection in time) {never_sent}" if never_sent else ""))
-    report.line(f"  arrived at the receiver: {arrived} of {answered_ok} accepted events; "
-                f"triggergate CPU while sending: {pct(gateway_cpu)} of one core")
+    report.line(f"  arrived at the receiver: {arrived} of {answered_ok} accepted events")
+    report.line(f"  CPU while sending: triggergate {pct(usage.server)}, sender + receiver {pct(usage.ours)}, "
+                f"other processes {pct(usage.others)} (of one core)")
+    if usage.others is not None and usage.others > NOISY_OTHERS:
+        report.line(f"  WARNING: other processes used {pct(usage.others)} of a core during this run: its "
+                    "latencies are not comparable; rerun on a quiet machine")
     if e2e["count"]:
         report.line(f"  POST -> trigger received: p50 {ms(e2e['p50'])}  p90 {ms(e2e['p90'])}  "
                     f"p99 {ms(e2e['p99'])}  max {ms(e2e['max'])}")

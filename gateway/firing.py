@@ -19,7 +19,7 @@ from gateway.errors import TriggerError
 from gateway.ratelimit import RateLimiter
 from gateway.store import DeadLetter, FiringRecord, SqliteStore
 from gateway.triggers.base import TriggerExecutor
-from sensors.engine import Fire
+from sensors.engine import Fire, idempotency_key
 from sensors.spec import Backoff, parse_go_duration
 
 logger = logging.getLogger("triggergate.firing")
@@ -59,8 +59,10 @@ class FiringRunner:
         *,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.time,
+        dlq: FiringRunner | None = None,
     ) -> None:
         self.executor = executor
+        self.dlq = dlq
         self.store = store
         self.trigger = executor.trigger
         self.delays = backoff_delays(self.trigger.retry_strategy)
@@ -158,4 +160,18 @@ class FiringRunner:
             reason,
             extra={"firing": fire.key, "sensor": fire.sensor, "trigger": fire.trigger, "dead_letter": dlq_id},
         )
+        if self.dlq is not None:
+            dlq_name = self.dlq.trigger.name
+            dlq_fire = Fire(
+                fire.sensor, dlq_name, fire.events, idempotency_key(fire.sensor, dlq_name, fire.events)
+            )
+            dlq_outcome = await self.dlq.run(dlq_fire)
+            logger.info(
+                "dlqTrigger %s/%s for firing %s: %s",
+                fire.sensor,
+                dlq_name,
+                fire.key,
+                dlq_outcome.status,
+                extra={"firing": fire.key, "sensor": fire.sensor, "trigger": dlq_name},
+            )
         return Outcome("dead-lettered", attempts, reason)

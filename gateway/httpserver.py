@@ -92,7 +92,15 @@ class HttpServer:
 
     @property
     def running(self) -> bool:
+        """The server task runs (it still may be finishing requests after ``stop`` began)."""
         return self._task is not None and not self._task.done()
+
+    @property
+    def accepting(self) -> bool:
+        """New connections are accepted (False as soon as a graceful stop has closed the listener)."""
+        server = self._server
+        listeners = getattr(server, "servers", None) if server is not None else None
+        return bool(listeners) and any(listener.is_serving() for listener in listeners or ())
 
     def _bind(self) -> socket.socket:
         # The socket is made with proto=IPPROTO_TCP as asyncio's own create_server does: asyncio

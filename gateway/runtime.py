@@ -16,6 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -70,20 +71,30 @@ class SensorWorker:
 
     async def run(self, stop: asyncio.Event) -> None:
         iterator = self.bus.subscribe(self.group).__aiter__()
-        stopping = asyncio.ensure_future(stop.wait())
+        stopping: asyncio.Task[Any] = asyncio.ensure_future(stop.wait())
+        nxt: asyncio.Task[list[Delivery]] | None = None
         try:
             while not stop.is_set():
-                nxt = asyncio.ensure_future(iterator.__anext__())
-                done, _ = await asyncio.wait({nxt, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if nxt is None:
+                    nxt = asyncio.ensure_future(iterator.__anext__())
+                waiting: set[asyncio.Task[Any]] = {nxt, stopping}
+                done, _ = await asyncio.wait(
+                    waiting, timeout=self._until_deadline(), return_when=asyncio.FIRST_COMPLETED
+                )
+                if not done:  # a conditionsReset tick is due
+                    await self._tick()
+                    continue
                 if nxt not in done:
-                    nxt.cancel()
                     break
+                current, nxt = nxt, None
                 try:
-                    batch = nxt.result()
+                    batch = current.result()
                 except StopAsyncIteration:
                     break
                 await self._process(batch)
         finally:
+            if nxt is not None:
+                nxt.cancel()
             stopping.cancel()
             aclose = getattr(iterator, "aclose", None)
             if aclose is not None:
@@ -91,6 +102,34 @@ class SensorWorker:
                     await aclose()
                 except (RuntimeError, asyncio.CancelledError):
                     pass
+
+    def _until_deadline(self) -> float | None:
+        deadline = self.engine.next_deadline()
+        if deadline is None:
+            return None
+        return max(0.0, (deadline - datetime.now(UTC)).total_seconds())
+
+    async def _tick(self) -> None:
+        decisions = self.engine.tick(datetime.now(UTC))
+        ready = self._released(decisions.released)
+        if decisions.released:
+            logger.info(
+                "sensor %s: conditionsReset cleared the saved state (%d event(s) released)",
+                self.engine.name,
+                len(decisions.released),
+            )
+        if ready:
+            await self.bus.ack(self.group, ready)
+
+    def _released(self, event_ids: list[str]) -> list[Delivery]:
+        ready: list[Delivery] = []
+        for event_id in event_ids:
+            if self._inflight[event_id] > 0:
+                self._released_waiting.add(event_id)
+            else:
+                self._inflight.pop(event_id, None)
+                ready.extend(self._deliveries.pop(event_id, ()))
+        return ready
 
     async def _process(self, batch: list[Delivery]) -> None:
         ready: list[Delivery] = []
@@ -103,12 +142,7 @@ class SensorWorker:
             for fire in decisions.fires:
                 for event_id in fire.event_ids:
                     self._inflight[event_id] += 1
-            for event_id in decisions.released:
-                if self._inflight[event_id] > 0:
-                    self._released_waiting.add(event_id)
-                else:
-                    self._inflight.pop(event_id, None)
-                    ready.extend(self._deliveries.pop(event_id, ()))
+            ready.extend(self._released(decisions.released))
             for fire in decisions.fires:
                 await self._slots.acquire()
                 task = asyncio.create_task(self._fire(fire), name=f"fire {fire.sensor}/{fire.trigger}")
@@ -219,7 +253,12 @@ class Runtime:
             for trigger in sensor.spec.triggers:
                 executor = build_executor(trigger, context)
                 self.executors.append(executor)
-                runners[trigger.name] = FiringRunner(executor, self.store)
+                dlq: FiringRunner | None = None
+                if trigger.dlq_trigger is not None:
+                    dlq_executor = build_executor(trigger.dlq_trigger, context)
+                    self.executors.append(dlq_executor)
+                    dlq = FiringRunner(dlq_executor, self.store)
+                runners[trigger.name] = FiringRunner(executor, self.store, dlq=dlq)
             worker = SensorWorker(engine, runners, self.bus, max_in_flight=settings.max_in_flight)
             self.workers.append(worker)
             self._worker_tasks.append(

@@ -23,6 +23,7 @@ from datetime import datetime
 from sensors.conditions import Conditions, parse_conditions
 from sensors.event import Event
 from sensors.filters import CompiledFilter, compile_filters
+from sensors.schedule import CronSchedule
 from sensors.spec import Sensor, Trigger
 
 
@@ -82,6 +83,9 @@ class _TriggerState:
     name: str
     conditions: Conditions
     slots: dict[str, Event] = field(default_factory=dict)
+    resets: tuple[CronSchedule, ...] = ()
+    reset_at: datetime | None = None  # the latest reset tick that has passed
+    next_reset: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +107,14 @@ class SensorEngine:
         self._triggers: list[_TriggerState] = []
         self._by_dependency: dict[str, list[_TriggerState]] = {}
         for trigger in sensor.spec.triggers:
-            state = _TriggerState(trigger.name, parse_conditions(trigger.template.conditions, dep_names))
+            resets = tuple(
+                CronSchedule.parse(r.by_time.cron, r.by_time.timezone)
+                for r in trigger.template.conditions_reset
+                if r.by_time is not None
+            )
+            state = _TriggerState(
+                trigger.name, parse_conditions(trigger.template.conditions, dep_names), resets=resets
+            )
             self._triggers.append(state)
             for dep_name in state.conditions.dependencies:
                 self._by_dependency.setdefault(dep_name, []).append(state)
@@ -116,8 +127,10 @@ class SensorEngine:
         return set(self._routes)
 
     def observe(self, event: Event, now: datetime) -> Decisions:
-        """Feed one event; ``now`` is the time of observation (unused by Argo's semantics today)."""
+        """Feed one event observed at ``now`` (which drives ``conditionsReset``)."""
         decisions = Decisions()
+        candidates: list[str] = [event.id]
+        self._reset_due(now, candidates)
         deps = self._routes.get((event.source, event.subject))
         if not deps:
             decisions.released.append(event.id)
@@ -132,9 +145,10 @@ class SensorEngine:
                 decisions.warnings.append(FilterWarning(dep.name, event.id, result.errors))
             accepted.append(dep.name)
         decisions.accepted = accepted
-        candidates: list[str] = [event.id]
         for dep_name in accepted:
             for state in self._by_dependency.get(dep_name, ()):
+                if state.reset_at is not None and event.time < state.reset_at:
+                    continue  # the event belongs to a period that a conditionsReset has closed
                 old = state.slots.get(dep_name)
                 state.slots[dep_name] = event
                 self._holds[event.id] += 1
@@ -155,17 +169,46 @@ class SensorEngine:
                     self._release_one(held.id)
                     candidates.append(held.id)
                 state.slots.clear()
+        self._collect_released(candidates, decisions)
+        return decisions
+
+    def tick(self, now: datetime) -> Decisions:
+        """Time-driven decisions: ``conditionsReset`` ticks that have passed clear their trigger's state."""
+        decisions = Decisions()
+        candidates: list[str] = []
+        self._reset_due(now, candidates)
+        self._collect_released(candidates, decisions)
+        return decisions
+
+    def next_deadline(self) -> datetime | None:
+        """When ``tick`` next has something to do (None: never)."""
+        deadlines = [s.next_reset for s in self._triggers if s.next_reset is not None]
+        return min(deadlines) if deadlines else None
+
+    def _reset_due(self, now: datetime, candidates: list[str]) -> None:
+        for state in self._triggers:
+            if not state.resets:
+                continue
+            if state.next_reset is not None and now < state.next_reset:
+                continue
+            if state.next_reset is not None:  # a tick passed: clear this trigger's saved events
+                for held in state.slots.values():
+                    self._release_one(held.id)
+                    candidates.append(held.id)
+                state.slots.clear()
+            # On the first call (start, or the first event after it) only the schedule is set up:
+            # events older than the previous tick are then refused, as Argo drops saved state
+            # older than the previous tick when a sensor starts.
+            state.reset_at = max(schedule.previous(now) for schedule in state.resets)
+            state.next_reset = min(schedule.following(now) for schedule in state.resets)
+
+    def _collect_released(self, candidates: list[str], decisions: Decisions) -> None:
         seen: set[str] = set()
         for event_id in candidates:
             if event_id not in seen and self._holds[event_id] <= 0:
                 seen.add(event_id)
                 self._holds.pop(event_id, None)
                 decisions.released.append(event_id)
-        return decisions
-
-    def tick(self, now: datetime) -> Decisions:
-        """Time-driven decisions (condition resets, window expiry). None exist in Argo's base semantics."""
-        return Decisions()
 
     def holds(self, event_id: str) -> bool:
         return self._holds.get(event_id, 0) > 0

@@ -28,7 +28,8 @@ with errors"). A dependency without ``filters`` passes everything.
 
 String values are compiled as Python regular expressions after a light translation of Go RE2
 syntax (``\\z``, ``$``, ``\\Q...\\E``, ``[[:alpha:]]`` classes, ``(?<name>...)``) with ASCII classes,
-as in Go. Python accepts a few constructs RE2 rejects (look-arounds, back-references).
+as in Go. Python accepts a few constructs RE2 rejects (look-arounds, back-references), and unlike
+RE2 it backtracks: a pathological pattern (``(a+)+$``) can be slow on crafted data.
 
 Use :func:`compile_filters` once per dependency and :meth:`CompiledFilter.evaluate` per event:
 regular expressions, numbers, booleans and time zones are built at compile time.

@@ -628,6 +628,13 @@ class ConditionsResetByTime(ArgoModel):
     cron: str
     timezone: str | None = None
 
+    @model_validator(mode="after")
+    def _valid(self) -> ConditionsResetByTime:
+        from sensors.schedule import CronSchedule
+
+        CronSchedule.parse(self.cron, self.timezone)
+        return self
+
 
 class ConditionsResetCriteria(ArgoModel):
     by_time: ConditionsResetByTime | None = None
@@ -673,13 +680,6 @@ class TriggerTemplate(ArgoModel):
             raise ValueError(_not_implemented("trigger", to_camel(info.field_name), SUPPORTED_TRIGGER_TYPES))
         return value
 
-    @field_validator("conditions_reset")
-    @classmethod
-    def _reset(cls, value: list[ConditionsResetCriteria]) -> list[ConditionsResetCriteria]:
-        if value:
-            raise ValueError("conditionsReset is not implemented yet; remove it")
-        return value
-
     @model_validator(mode="after")
     def _one_type(self) -> TriggerTemplate:
         kinds = [k for k in SUPPORTED_TRIGGER_TYPES if getattr(self, k) is not None]
@@ -712,10 +712,8 @@ class Trigger(ArgoModel):
     @field_validator("dlq_trigger")
     @classmethod
     def _dlq(cls, value: Trigger | None) -> Trigger | None:
-        if value is not None:
-            raise ValueError(
-                "dlqTrigger is not implemented yet; failed firings are kept in the dead-letter store"
-            )
+        if value is not None and value.dlq_trigger is not None:
+            raise ValueError("a dlqTrigger cannot have a dlqTrigger of its own (it is not recursive)")
         return value
 
     @field_validator("rate_limit")

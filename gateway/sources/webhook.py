@@ -62,7 +62,6 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -74,7 +73,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.errors import BusError, ConfigError
 from gateway.httpserver import HttpServer
-from gateway.secrets import SecretStore
+from gateway.secrets import SecretNotFound, SecretStore
 from gateway.sources import cloudevents
 from gateway.sources.base import HealthReporter, Publisher, Source
 from sensors.event import Event, random_event_id
@@ -466,15 +465,18 @@ class WebhookServer(Source):
                     [f"webhook {event.label}: authSecret is set but no secrets directory is configured"]
                 )
             route.by_method[event.spec.method] = _Endpoint(event, publisher, secrets)
-        self._tls = self._tls_files()
+        self._tls = self._tls_selectors()
+        tls_files = None
+        if self._tls is not None and secrets is not None:
+            tls_files = (secrets.path_for(self._tls[0]), secrets.path_for(self._tls[1]))
         self.app = self._build_app()
         self._server = HttpServer(
             self.app,
             host=host,
             port=port,
             name=self.name,
-            ssl_certfile=self._tls[0] if self._tls else None,
-            ssl_keyfile=self._tls[1] if self._tls else None,
+            ssl_certfile=tls_files[0] if tls_files else None,
+            ssl_keyfile=tls_files[1] if tls_files else None,
             graceful_timeout=graceful_timeout,
         )
 
@@ -487,7 +489,12 @@ class WebhookServer(Source):
         """The bound port once started (the requested one unless that was 0)."""
         return self._server.port
 
-    def _tls_files(self) -> tuple[Path, Path] | None:
+    @property
+    def accepting(self) -> bool:
+        """New connections are accepted (False from the moment ``stop`` closed the listener)."""
+        return self._server.accepting
+
+    def _tls_selectors(self) -> tuple[SecretKeySelector, SecretKeySelector] | None:
         pairs = {(e.spec.server_cert_secret, e.spec.server_key_secret) for e in self.events}
         if len(pairs) > 1:
             labels = ", ".join(e.label for e in self.events)
@@ -501,7 +508,7 @@ class WebhookServer(Source):
             return None
         if self.secrets is None:
             raise ConfigError([f"{self.name}: TLS secrets are set but no secrets directory is configured"])
-        return self.secrets.path_for(cert), self.secrets.path_for(key)
+        return cert, key
 
     def _build_app(self) -> FastAPI:
         app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, redirect_slashes=False)
@@ -522,15 +529,20 @@ class WebhookServer(Source):
         return _HEALTHY
 
     def _check_secrets(self) -> None:
-        """Reads every authSecret once, so that a missing one fails start() instead of requests."""
+        """Reads every authSecret once and checks the TLS files, so that start() reports what is missing."""
+        if self._tls is not None and self.secrets is not None:
+            for tls_selector in self._tls:
+                path = self.secrets.path_for(tls_selector)
+                if not path.is_file():
+                    raise SecretNotFound(path, tls_selector)
         for event in self.events:
-            selector = event.spec.auth_secret
-            if selector is None or self.secrets is None:
+            auth = event.spec.auth_secret
+            if auth is None or self.secrets is None:
                 continue
-            if self.secrets.lookup(selector) is None:
+            if self.secrets.lookup(auth) is None:
                 logger.warning(
                     "webhook %s: optional authSecret %s/%s is missing; requests are answered "
-                    "500 until it exists", event.label, selector.name, selector.key,
+                    "500 until it exists", event.label, auth.name, auth.key,
                 )
 
     async def start(self) -> None:

@@ -205,3 +205,62 @@ def test_retry_after_parsing() -> None:
     assert retry_after_seconds("soon") is None
     now = datetime(2026, 11, 22, 0, 0, 0, tzinfo=UTC)
     assert retry_after_seconds("Sun, 22 Nov 2026 00:00:10 GMT", now) == 10.0
+
+
+async def test_dlq_trigger_gets_the_events_after_attempts_run_out(
+    receiver: Receiver, store: SqliteStore, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    receiver.statuses.extend([500, 500])
+    trig = make_trigger(
+        receiver.url + "/main",
+        retryStrategy={"steps": 2, "duration": "1ms"},
+        dlqTrigger={
+            "template": {
+                "name": "tell-the-lab",
+                "http": {
+                    "url": receiver.url + "/dlq",
+                    "payload": [{"src": {"dependencyName": "d", "dataKey": "body.x"}, "dest": "failed"}],
+                },
+            }
+        },
+    )
+    context = TriggerContext("s", "default", SecretStore(tmp_path / "secrets"), client)
+    dlq = FiringRunner(build_executor(trig.dlq_trigger, context), store)  # type: ignore[arg-type]
+    runner = FiringRunner(build_executor(trig, context), store, dlq=dlq)
+    fire = make_fire()
+    outcome = await runner.run(fire)
+    assert outcome.status == "dead-lettered"
+    paths = [r.path for r in receiver.snapshot()]
+    assert paths == ["/main", "/main", "/dlq"]
+    assert receiver.snapshot()[-1].json() == {"failed": "hello"}
+    assert await store.firing_done(idempotency_key("s", "tell-the-lab", fire.events))
+
+
+def test_dlq_trigger_cannot_nest() -> None:
+    from pydantic import ValidationError
+
+    inner = {"template": {"name": "x", "log": {}}}
+    with pytest.raises(ValidationError, match="not recursive"):
+        Trigger.model_validate(
+            {"template": {"name": "t", "log": {}}, "dlqTrigger": {**inner, "dlqTrigger": inner}}
+        )
+
+
+async def test_rate_limit_spaces_requests() -> None:
+    from gateway.ratelimit import RateLimiter
+    from sensors.spec import RateLimit
+
+    now = [0.0]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    limiter = RateLimiter(RateLimit(unit="Minute", requests_per_unit=120), clock=lambda: now[0], sleep=sleep)
+    for _ in range(3):
+        await limiter.acquire()
+    assert slept == [0.5, 0.5]
+    unlimited = RateLimiter(None, clock=lambda: now[0], sleep=sleep)
+    await unlimited.acquire()
+    assert slept == [0.5, 0.5]

@@ -1,5 +1,11 @@
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import datetime
+
+import pytest
+from pydantic import ValidationError
+
 from sensors.engine import SensorEngine, idempotency_key
 from tests.unit.sensor_factory import T0, dep, event, log_trigger, sensor
 
@@ -139,3 +145,59 @@ def test_tick_has_no_decisions_without_resets() -> None:
 def test_routes() -> None:
     engine = SensorEngine(sensor([dep("a", event="a"), dep("b", source="s3", event="b")], [log_trigger("t")]))
     assert engine.routes() == {("webhook", "a"), ("s3", "b")}
+
+
+def _reset_sensor(cron: str = "59 23 * * *", tz: str | None = "America/Los_Angeles") -> SensorEngine:
+    reset: dict[str, object] = {"byTime": {"cron": cron, **({"timezone": tz} if tz else {})}}
+    trig = {"template": {"name": "t", "conditions": "a && b", "conditionsReset": [reset], "log": {}}}
+    return SensorEngine(sensor([dep("a", event="a"), dep("b", event="b")], [trig]))
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def test_conditions_reset_clears_state_at_the_tick() -> None:
+    engine = _reset_sensor()
+    # 23:00 in Los Angeles on 21 Nov is 07:00 UTC on 22 Nov
+    a1 = replace(event(subject="a"), time=_at("2026-11-22T07:00:00+00:00"))
+    out = engine.observe(a1, _at("2026-11-22T07:00:01+00:00"))
+    assert out.fires == [] and engine.pending() == {"t": {"a": a1.id}}
+    assert engine.next_deadline() == _at("2026-11-21T23:59:00-08:00")
+    assert engine.tick(_at("2026-11-22T07:58:59+00:00")).released == []
+    out = engine.tick(_at("2026-11-22T07:59:00+00:00"))  # 23:59 in Los Angeles
+    assert out.released == [a1.id] and engine.pending() == {}
+    # today's b does not pair with yesterday's a
+    b1 = replace(event(subject="b"), time=_at("2026-11-22T08:30:00+00:00"))
+    assert engine.observe(b1, _at("2026-11-22T08:30:00+00:00")).fires == []
+    a2 = replace(event(subject="a"), time=_at("2026-11-22T09:00:00+00:00"))
+    assert len(engine.observe(a2, _at("2026-11-22T09:00:00+00:00")).fires) == 1
+
+
+def test_reset_tick_passed_while_an_event_arrives() -> None:
+    engine = _reset_sensor(cron="0 * * * *", tz=None)
+    a1 = replace(event(subject="a"), time=_at("2026-11-22T10:10:00+00:00"))
+    engine.observe(a1, _at("2026-11-22T10:10:00+00:00"))
+    b1 = replace(event(subject="b"), time=_at("2026-11-22T11:05:00+00:00"))
+    out = engine.observe(b1, _at("2026-11-22T11:05:00+00:00"))  # the 11:00 tick passed first
+    assert out.fires == [] and a1.id in out.released
+    assert engine.pending() == {"t": {"b": b1.id}}
+
+
+def test_replay_after_downtime_drops_state_older_than_the_previous_tick() -> None:
+    # The process was down at the reset tick; on start the replayed event from before the tick
+    # must not pair with an event from after it (Argo PR #1585).
+    engine = _reset_sensor(cron="0 0 * * *", tz=None)
+    old_a = replace(event(subject="a"), time=_at("2026-11-21T22:00:00+00:00"))
+    now = _at("2026-11-22T06:00:00+00:00")
+    out = engine.observe(old_a, now)  # replayed at start
+    assert out.released == [old_a.id] and engine.pending() == {}
+    b1 = replace(event(subject="b"), time=_at("2026-11-22T06:00:00+00:00"))
+    assert engine.observe(b1, now).fires == []
+
+
+def test_invalid_cron_or_zone_is_a_validation_error() -> None:
+    with pytest.raises(ValidationError, match="invalid cron expression"):
+        _reset_sensor(cron="61 * * * *")
+    with pytest.raises(ValidationError, match="unknown time zone"):
+        _reset_sensor(tz="Mars/Olympus")
