@@ -217,16 +217,37 @@ def process_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def machine_cpu_seconds() -> float | None:
-    """Busy CPU seconds of the whole machine (all cores, every process), from /proc/stat; None elsewhere."""
+PF_KTHREAD = 0x00200000
+
+
+def machine_cpu_seconds() -> tuple[float, float] | None:
+    """Busy CPU seconds of the whole machine, and the part of them spent by the kernel on its own.
+
+    From /proc: busy = every CPU state but idle and iowait (/proc/stat); kernel = interrupt and
+    softirq time (network stack) plus the CPU time of kernel threads (journal commits, block I/O
+    workers, ksoftirqd). None where /proc is missing.
+    """
     try:
         with open("/proc/stat") as stat:
-            fields = [int(x) for x in stat.readline().split()[1:]]
+            fields = [int(x) for x in stat.readline().split()[1:9]]
     except (OSError, ValueError):
         return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    busy = sum(fields[:8]) - idle  # user nice system idle iowait irq softirq steal (guest is in user)
-    return busy / os.sysconf("SC_CLK_TCK")
+    ticks = os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    busy = user + nice + system + irq + softirq + steal
+    kernel = irq + softirq
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as proc_stat:
+                text = proc_stat.read()
+        except OSError:
+            continue
+        after = text[text.rindex(")") + 2 :].split()
+        if int(after[6]) & PF_KTHREAD:
+            kernel += int(after[11]) + int(after[12])
+    return busy / ticks, kernel / ticks
 
 
 def _rate(before: float | None, after: float | None, wall: float) -> float | None:
@@ -236,15 +257,16 @@ def _rate(before: float | None, after: float | None, wall: float) -> float | Non
 class CpuWindow:
     """CPU use between :meth:`begin` and :meth:`end`, in cores (1.0 = one core busy all the time).
 
-    ``self``: this process; ``server``: process ``server_pid``; ``machine``: every process together.
+    ``self``: this process; ``server``: process ``server_pid``; ``machine``: every process together;
+    ``kernel``: the part of ``machine`` the kernel spent on its own (see :func:`machine_cpu_seconds`).
     """
 
     def __init__(self, server_pid: int | None) -> None:
         self.server_pid = server_pid
-        self._start: tuple[float, float, float | None, float | None] | None = None
-        self.result: dict[str, float | None] = {"self": None, "server": None, "machine": None}
+        self._start: tuple[float, float, float | None, tuple[float, float] | None] | None = None
+        self.result: dict[str, float | None] = {"self": None, "server": None, "machine": None, "kernel": None}
 
-    def _read(self) -> tuple[float, float, float | None, float | None]:
+    def _read(self) -> tuple[float, float, float | None, tuple[float, float] | None]:
         server = process_cpu_seconds(self.server_pid) if self.server_pid else None
         return time.monotonic(), time.process_time(), server, machine_cpu_seconds()
 
@@ -257,11 +279,10 @@ class CpuWindow:
         wall0, own0, server0, machine0 = self._start
         wall1, own1, server1, machine1 = self._read()
         wall = max(wall1 - wall0, 1e-9)
-        self.result = {
-            "self": (own1 - own0) / wall,
-            "server": _rate(server0, server1, wall),
-            "machine": _rate(machine0, machine1, wall),
-        }
+        self.result = {"self": (own1 - own0) / wall, "server": _rate(server0, server1, wall)}
+        if machine0 is not None and machine1 is not None:
+            self.result["machine"] = _rate(machine0[0], machine1[0], wall)
+            self.result["kernel"] = _rate(machine0[1], machine1[1], wall)
 
 
 # --------------------------------------------------------------------------- closed loop

@@ -3,21 +3,26 @@
 Commands:
     run PATH...        run sources, the embedded bus, sensors and triggers in one process
     validate PATH...   load and check manifests (and their secrets) without starting anything
+    dlq ...            list, show and replay dead letters (gateway/cli_state.py)
+    outbox list        objects written instead of created (dry run, or no cluster)
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Coroutine
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
 
+from gateway.cli_state import dlq_app, outbox_app
 from gateway.config import ManifestError, Manifests, load_manifests
 from gateway.errors import ConfigError
+from gateway.k8s import KubeError
 from sensors.spec import EventSource, Sensor, Trigger
 
 app = typer.Typer(
@@ -27,6 +32,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+app.add_typer(dlq_app)
+app.add_typer(outbox_app)
 
 
 @app.callback()
@@ -172,6 +181,21 @@ def run(
         float,
         typer.Option("--dedup-window", min=0, help="Seconds within which a repeated event id is dropped."),
     ] = 86400.0,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Write Kubernetes objects to <state-dir>/outbox instead of creating them."
+        ),
+    ] = False,
+    kube_context: Annotated[
+        str | None, typer.Option("--kube-context", help="The kubeconfig context to use.")
+    ] = None,
+    kubeconfig: Annotated[
+        Path | None,
+        typer.Option(
+            "--kubeconfig", help="Kubeconfig file (default: in-cluster, $KUBECONFIG, ~/.kube/config)."
+        ),
+    ] = None,
 ) -> None:
     """Run everything in one process until SIGTERM or SIGINT (then finish what is in flight, exit 0)."""
     from gateway.logs import setup_logging
@@ -201,13 +225,26 @@ def run(
         max_in_flight=max_in_flight,
         shutdown_grace=shutdown_grace,
         dedup_window=dedup_window,
+        dry_run=dry_run,
+        kube_context=kube_context,
+        kubeconfig=kubeconfig,
     )
     try:
-        code = asyncio.run(serve(manifests, settings, secrets))
-    except OSError as exc:
+        code = _event_loop_runner()(serve(manifests, settings, secrets))
+    except (OSError, KubeError) as exc:
         log.error("cannot start: %s", exc)
         raise typer.Exit(code=1) from None
     raise typer.Exit(code=code)
+
+
+def _event_loop_runner() -> Callable[[Coroutine[Any, Any, int]], int]:
+    """uvloop when installed (it comes with uvicorn[standard]), else asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run
+    run: Callable[[Coroutine[Any, Any, int]], int] = uvloop.run
+    return run
 
 
 def main() -> None:

@@ -24,6 +24,9 @@ from gateway.bus import create_bus
 from gateway.bus.base import Bus, Delivery
 from gateway.config import Manifests
 from gateway.firing import FiringRunner
+from gateway.k8s import KubeAPI, KubeClient, find_cluster
+from gateway.outbox import Outbox
+from gateway.replay import ReplayWorker
 from gateway.secrets import SecretStore
 from gateway.sources import build_sources
 from gateway.sources.base import Source
@@ -44,6 +47,45 @@ class Settings:
     max_in_flight: int = 256
     shutdown_grace: float = 30.0
     dedup_window: float = 86400.0
+    dry_run: bool = False
+    kube_context: str | None = None
+    kubeconfig: Path | None = None
+    replay_interval: float = 1.0
+
+
+KUBE_TRIGGER_KINDS = ("argoWorkflow", "k8s")
+PREFLIGHT_TIMEOUT = 30.0  # seconds for each executor's load-time checks
+
+
+def needs_kube(manifests: Manifests) -> bool:
+    """Whether a trigger (or dlqTrigger) of the loaded sensors talks to Kubernetes."""
+    for loaded in manifests.sensors:
+        for trigger in loaded.model.spec.triggers:
+            kinds = {trigger.template.kind}
+            if trigger.dlq_trigger is not None:
+                kinds.add(trigger.dlq_trigger.template.kind)
+            if kinds & set(KUBE_TRIGGER_KINDS):
+                return True
+    return False
+
+
+def open_kube(settings: Settings) -> KubeAPI:
+    """The cluster, or the outbox with ``--dry-run`` or when no cluster is configured."""
+    outbox = settings.state_dir / "outbox"
+    if settings.dry_run:
+        logger.info("dry run: Kubernetes objects are written to %s, not to a cluster", outbox)
+        return Outbox(outbox)
+    cluster = find_cluster(settings.kubeconfig, settings.kube_context)
+    if cluster is None:
+        logger.warning(
+            "no Kubernetes cluster is configured (no in-cluster service account, KUBECONFIG or "
+            "~/.kube/config): Kubernetes objects are written to %s instead",
+            outbox,
+        )
+        return Outbox(outbox)
+    client = KubeClient(cluster)
+    logger.info("Kubernetes triggers use the %s", client.description)
+    return client
 
 
 class SensorWorker:
@@ -229,6 +271,9 @@ class Runtime:
         self._stop = asyncio.Event()
         self._http: httpx.AsyncClient | None = None
         self.executors: list[object] = []
+        self.kube: KubeAPI | None = None
+        self.runners: dict[tuple[str, str], FiringRunner] = {}
+        self._background: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         settings = self.settings
@@ -240,6 +285,8 @@ class Runtime:
         await self.store.start()
         self._http = httpx.AsyncClient(follow_redirects=False)
         logger.info("state in %s (bus: %s)", settings.state_dir.resolve(), settings.bus)
+        if needs_kube(self.manifests):
+            self.kube = open_kube(settings)
         for loaded in self.manifests.sensors:
             sensor = loaded.model
             engine = SensorEngine(sensor)
@@ -248,6 +295,7 @@ class Runtime:
                 namespace=sensor.metadata.namespace,
                 secrets=secrets,
                 http=self._http,
+                kube=self.kube,
             )
             runners: dict[str, FiringRunner] = {}
             for trigger in sensor.spec.triggers:
@@ -259,6 +307,7 @@ class Runtime:
                     self.executors.append(dlq_executor)
                     dlq = FiringRunner(dlq_executor, self.store)
                 runners[trigger.name] = FiringRunner(executor, self.store, dlq=dlq)
+                self.runners[(engine.name, trigger.name)] = runners[trigger.name]
             worker = SensorWorker(engine, runners, self.bus, max_in_flight=settings.max_in_flight)
             self.workers.append(worker)
             self._worker_tasks.append(
@@ -277,6 +326,24 @@ class Runtime:
         )
         for source in self.sources:
             await source.start()
+        replays = ReplayWorker(self.store, self.runners, interval=settings.replay_interval)
+        self._background.append(asyncio.create_task(replays.run(self._stop), name="dlq replays"))
+        if self.kube is not None and not self.kube.dry_run:
+            self._background.append(asyncio.create_task(self._preflight(), name="load-time checks"))
+
+    async def _preflight(self) -> None:
+        """Log the warnings of the executors' load-time checks (e.g. a missing WorkflowTemplate)."""
+        for executor in self.executors:
+            try:
+                warnings = await asyncio.wait_for(
+                    executor.preflight(),  # type: ignore[attr-defined]
+                    PREFLIGHT_TIMEOUT,
+                )
+            except Exception as exc:
+                logger.warning("load-time check of %s skipped: %s", executor, exc)
+                continue
+            for warning in warnings:
+                logger.warning("%s", warning)
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -297,8 +364,15 @@ class Runtime:
             await asyncio.gather(*self._worker_tasks, return_exceptions=True)
         for worker in self.workers:
             await worker.drain(self.settings.shutdown_grace)
+        if self._background:
+            _, pending = await asyncio.wait(self._background, timeout=self.settings.shutdown_grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*self._background, return_exceptions=True)
         for executor in self.executors:
             await executor.close()  # type: ignore[attr-defined]
+        if self.kube is not None:
+            await self.kube.close()
         if self._http is not None:
             await self._http.aclose()
         if self.bus is not None:

@@ -7,11 +7,17 @@ exhausted). Both count as done, so a replayed or redelivered firing is not carri
 ``release_dead_letter`` takes a dead letter back out (for ``replay``) and forgets its firing, so
 the firing may run again.
 
+Replay requests (``triggergate dlq replay``): ``request_replay`` records that a dead letter should be
+fired again, with a copy of the letter, so that nothing is lost if the process that carries it out
+stops half-way; the running gateway takes ``pending_replays``, releases the letter, re-fires it with
+the same idempotency key and records the outcome with ``finish_replay``.
+
 Every write returns only after its commit (group commit through ``gateway.sqlitedb``), so a
 caller may acknowledge the bus right after. Records are idempotent on ``key``: the first one wins.
 
 Tables (schema version 1, kept in ``PRAGMA user_version``): ``firings`` (one row per key),
-``firing_events`` (event id -> firing key, the lineage index) and ``dead_letters``.
+``firing_events`` (event id -> firing key, the lineage index), ``dead_letters`` and
+``replay_requests`` (added later; created when missing, so the version stays 1).
 """
 
 from __future__ import annotations
@@ -62,6 +68,15 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dead_letters_by_time ON dead_letters (created_at);
+CREATE TABLE IF NOT EXISTS replay_requests (
+    letter_id TEXT PRIMARY KEY,
+    letter TEXT NOT NULL,
+    status TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    requested_at REAL NOT NULL,
+    finished_at REAL
+);
+CREATE INDEX IF NOT EXISTS replay_requests_by_status ON replay_requests (status, requested_at);
 """
 
 
@@ -97,6 +112,19 @@ class DeadLetter:
     events: list[dict[str, Any]]
     created_at: float
     id: str = field(default="")
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayRequest:
+    """A request to fire a dead letter again. ``status`` is ``requested`` until the gateway carried it
+    out, then the outcome's status (``succeeded``, ``already-done``, ``dead-lettered``) or ``failed``
+    (it could not be carried out, ``outcome`` says why)."""
+
+    letter: DeadLetter
+    status: str
+    outcome: str
+    requested_at: float
+    finished_at: float | None = None
 
 
 def _setup(path: Path) -> Callable[[sqlite3.Connection], None]:
@@ -165,7 +193,41 @@ class SqliteStore:
         """
         return await self._db.write(lambda conn: _release_dead_letter(conn, letter_id))
 
+    async def request_replay(self, letter_id: str, now: float) -> ReplayRequest | None:
+        """Ask for the dead letter ``letter_id`` to be fired again; None if there is no such letter.
+
+        A request that is still pending is kept as it is (asking twice fires once).
+        """
+        return await self._db.write(lambda conn: _request_replay(conn, letter_id, now))
+
+    async def finish_replay(self, letter_id: str, status: str, outcome: str, now: float) -> None:
+        """Record how the replay of ``letter_id`` ended."""
+
+        def finish(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE replay_requests SET status = ?, outcome = ?, finished_at = ? WHERE letter_id = ?",
+                (status, outcome, now, letter_id),
+            )
+
+        await self._db.write(finish)
+
     # -- reads -------------------------------------------------------------------------------
+
+    async def pending_replays(self) -> list[ReplayRequest]:
+        """Replay requests not carried out yet, oldest first."""
+        rows = await self._query(
+            f"SELECT {_REPLAY_COLUMNS} FROM replay_requests WHERE status = 'requested' "
+            "ORDER BY requested_at, rowid",
+            (),
+        )
+        return [_replay(row) for row in rows]
+
+    async def get_replay(self, letter_id: str) -> ReplayRequest | None:
+        rows = await self._query(
+            f"SELECT {_REPLAY_COLUMNS} FROM replay_requests WHERE letter_id = ?", (letter_id,)
+        )
+        return _replay(rows[0]) if rows else None
+
 
     async def firing_done(self, key: str) -> bool:
         """True if a firing with this key completed (succeeded or was dead-lettered)."""
@@ -215,6 +277,7 @@ _FIRING_COLUMNS = (
     "key, sensor, trigger, event_ids, dependencies, status, attempts, result, started_at, finished_at"
 )
 _LETTER_COLUMNS = "id, key, sensor, trigger, reason, attempts, events, created_at"
+_REPLAY_COLUMNS = "letter, status, outcome, requested_at, finished_at"
 
 
 def _check_limit(limit: int) -> None:
@@ -339,4 +402,58 @@ def _letter(row: tuple[Any, ...]) -> DeadLetter:
         attempts=int(attempts),
         events=list(orjson.loads(events)),
         created_at=float(created),
+    )
+
+
+def _letter_json(letter: DeadLetter) -> str:
+    return orjson.dumps(
+        {
+            "id": letter.id,
+            "key": letter.key,
+            "sensor": letter.sensor,
+            "trigger": letter.trigger,
+            "reason": letter.reason,
+            "attempts": letter.attempts,
+            "events": letter.events,
+            "created_at": letter.created_at,
+        }
+    ).decode()
+
+
+def _request_replay(conn: sqlite3.Connection, letter_id: str, now: float) -> ReplayRequest | None:
+    pending = conn.execute(
+        f"SELECT {_REPLAY_COLUMNS} FROM replay_requests WHERE letter_id = ? AND status = 'requested'",
+        (letter_id,),
+    ).fetchone()
+    if pending is not None:
+        return _replay(pending)
+    row = conn.execute(f"SELECT {_LETTER_COLUMNS} FROM dead_letters WHERE id = ?", (letter_id,)).fetchone()
+    if row is None:
+        return None
+    letter = _letter(row)
+    conn.execute(
+        f"INSERT OR REPLACE INTO replay_requests ({_REPLAY_COLUMNS}, letter_id) VALUES (?, ?, ?, ?, ?, ?)",
+        (_letter_json(letter), "requested", "", now, None, letter_id),
+    )
+    return ReplayRequest(letter=letter, status="requested", outcome="", requested_at=now)
+
+
+def _replay(row: tuple[Any, ...]) -> ReplayRequest:
+    letter, status, outcome, requested, finished = row
+    doc = orjson.loads(letter)
+    return ReplayRequest(
+        letter=DeadLetter(
+            id=doc["id"],
+            key=doc["key"],
+            sensor=doc["sensor"],
+            trigger=doc["trigger"],
+            reason=doc["reason"],
+            attempts=int(doc["attempts"]),
+            events=list(doc["events"]),
+            created_at=float(doc["created_at"]),
+        ),
+        status=status,
+        outcome=outcome,
+        requested_at=float(requested),
+        finished_at=None if finished is None else float(finished),
     )

@@ -26,6 +26,9 @@ class Name:
     def evaluate(self, satisfied: Set[str]) -> bool:
         return self.dependency in satisfied
 
+    def unparse(self) -> str:
+        return self.dependency
+
 
 @dataclass(frozen=True, slots=True)
 class And:
@@ -34,6 +37,12 @@ class And:
     def evaluate(self, satisfied: Set[str]) -> bool:
         return all(part.evaluate(satisfied) for part in self.parts)
 
+    def unparse(self) -> str:
+        """``a && b``; a part that is itself an ``&&`` or ``||`` is parenthesised."""
+        return " && ".join(
+            f"({part.unparse()})" if isinstance(part, And | Or) else part.unparse() for part in self.parts
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Or:
@@ -41,6 +50,12 @@ class Or:
 
     def evaluate(self, satisfied: Set[str]) -> bool:
         return any(part.evaluate(satisfied) for part in self.parts)
+
+    def unparse(self) -> str:
+        """``a || b && c``; a part that is itself an ``||`` is parenthesised."""
+        return " || ".join(
+            f"({part.unparse()})" if isinstance(part, Or) else part.unparse() for part in self.parts
+        )
 
 
 Node = Name | And | Or
@@ -56,6 +71,14 @@ class Conditions:
 
     def evaluate(self, satisfied: Set[str]) -> bool:
         return self.root.evaluate(satisfied)
+
+    def unparse(self) -> str:
+        """Canonical text that parses back to the same tree (``text`` is what the manifest says).
+
+        Names are printed as they are: a dependency whose name the expression cannot spell (only
+        reachable through empty conditions) does not parse back.
+        """
+        return self.root.unparse()
 
 
 def _normal(name: str) -> str:

@@ -18,8 +18,16 @@ exprs -> data -> context -> time -> script:
   ``time`` in ``timezone`` (IANA name, default UTC); start inclusive, stop exclusive; when stop is
   before start the window crosses midnight (``t >= start or t < stop``). An unknown timezone is an
   error.
-* **exprs** and **script** are rejected when a manifest is loaded (:mod:`sensors.spec`); their places
-  in the order are kept here (``_KINDS``) so that they slot in.
+* **exprs** (``filters.exprs[]``): each item binds its ``fields`` (``name`` -> the gjson ``path``'s
+  value) and evaluates ``expr`` in govaluate's language (:mod:`sensors.expr`, parsed once here). A
+  missing path is an error ``path '<p>' does not exist``; an item without ``fields`` is skipped (it
+  passes); an expression that fails, or gives something other than true or false, is an error.
+  ``exprLogicalOperator`` combines the items as ``dataLogicalOperator`` combines data filters
+  (``expr filter error (...)`` / ``expr filter errors [e1 / e2]``). Events without data pass.
+  (Argo treats a non-boolean result as false without saying why; the verdict is the same here,
+  with an error that says it.)
+* **script** is rejected when a manifest is loaded (:mod:`sensors.spec`); its place in the order is
+  kept here (``_KINDS``) so that it slots in.
 
 ``filtersLogicalOperator`` combines the kinds that are configured: ``and`` (default) -> all must
 pass and any error makes the result false (with that error); ``or`` -> any configured kind passing
@@ -32,7 +40,7 @@ as in Go. Python accepts a few constructs RE2 rejects (look-arounds, back-refere
 RE2 it backtracks: a pathological pattern (``(a+)+$``) can be slow on crafted data.
 
 Use :func:`compile_filters` once per dependency and :meth:`CompiledFilter.evaluate` per event:
-regular expressions, numbers, booleans and time zones are built at compile time.
+expressions, regular expressions, numbers, booleans and time zones are built at compile time.
 """
 
 from __future__ import annotations
@@ -45,8 +53,17 @@ from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sensors.event import Event
+from sensors.expr import ExprError, Expression
+from sensors.expr import parse as parse_expression
 from sensors.paths import PathResult, go_parse_bool, go_parse_float, lookup
-from sensors.spec import ContextFilter, DataFilter, EventDependency, EventDependencyFilter, TimeFilter
+from sensors.spec import (
+    ContextFilter,
+    DataFilter,
+    EventDependency,
+    EventDependencyFilter,
+    ExprFilter,
+    TimeFilter,
+)
 
 __all__ = [
     "CompiledFilter",
@@ -347,6 +364,75 @@ class _DataFilters:
         return False, None
 
 
+# --------------------------------------------------------------------------- exprs
+
+
+@dataclass(frozen=True, slots=True)
+class _ExprCheck:
+    """One compiled expression filter: the parsed expression and its (name, path) bindings."""
+
+    expression: Expression
+    fields: tuple[tuple[str, str], ...]
+
+    def verdict(self, data: object) -> _Verdict | None:
+        """True/False, an error message, or None when no field is bound (Argo skips the item)."""
+        if not self.fields:
+            return None
+        params: dict[str, object] = {}
+        for name, path in self.fields:
+            found = lookup(data, path)
+            if found is None:
+                return f"path '{path}' does not exist"
+            params[name] = found.value
+        try:
+            return self.expression.test(params)
+        except ExprError as exc:
+            return str(exc)
+
+
+def _compile_expr(index: int, spec: ExprFilter) -> _ExprCheck:
+    try:
+        expression = parse_expression(spec.expr)
+    except ExprError as exc:
+        raise FilterCompileError(f"exprs[{index}]: {exc}") from None
+    return _ExprCheck(expression, tuple((field.name, field.path) for field in spec.fields))
+
+
+class _ExprFilters:
+    """``filters.exprs`` with ``exprLogicalOperator``."""
+
+    fatal = False
+
+    def __init__(self, specs: Sequence[ExprFilter], operator: str) -> None:
+        self.any = operator == "or"
+        self.checks = tuple(_compile_expr(index, spec) for index, spec in enumerate(specs))
+
+    def evaluate(self, event: Event) -> Outcome:
+        data = event.data
+        if data is None:
+            return True, None
+        errors: list[str] = []
+        for check in self.checks:
+            verdict = check.verdict(data)
+            if verdict is None:
+                continue
+            if verdict is True:
+                if self.any:
+                    return True, None
+            elif verdict is False:
+                if not self.any:
+                    return False, None
+            elif self.any:
+                errors.append(verdict)
+            else:
+                return False, f"expr filter error ({verdict})"
+        if not self.any:
+            return True, None
+        if errors:
+            return False, f"expr filter errors [{' / '.join(errors)}]"
+        return False, None
+
+
 # --------------------------------------------------------------------------- context
 
 
@@ -424,9 +510,7 @@ def _zone(name: str) -> tzinfo:
 
 
 def _compile_exprs(filters: EventDependencyFilter) -> _Kind | None:
-    if filters.exprs:
-        raise FilterCompileError("expression filters (exprs) are not implemented yet; use data filters")
-    return None
+    return _ExprFilters(filters.exprs, filters.expr_logical_operator) if filters.exprs else None
 
 
 def _compile_data(filters: EventDependencyFilter) -> _Kind | None:

@@ -69,7 +69,9 @@ ARGO_TRIGGER_TYPES = (
     "log",
     "email",
 )
-SUPPORTED_TRIGGER_TYPES = ("http", "log")
+SUPPORTED_TRIGGER_TYPES = ("http", "log", "argoWorkflow", "k8s")
+# Trigger type key (Argo's camelCase) -> field of ``TriggerTemplate``.
+_TRIGGER_FIELDS = {"http": "http", "log": "log", "argoWorkflow": "argo_workflow", "k8s": "k8s"}
 
 
 class ArgoModel(BaseModel):
@@ -470,8 +472,14 @@ class EventDependencyFilter(ArgoModel):
     @field_validator("exprs")
     @classmethod
     def _exprs(cls, value: list[ExprFilter]) -> list[ExprFilter]:
-        if value:
-            raise ValueError("expression filters (exprs) are not implemented yet; use data filters")
+        """Each expression must parse (govaluate syntax, see :mod:`sensors.expr`)."""
+        from sensors.expr import ExprError, parse  # sensors.expr imports nothing of this module
+
+        for index, item in enumerate(value):
+            try:
+                parse(item.expr)
+            except ExprError as exc:
+                raise ValueError(f"exprs[{index}].expr: {exc}") from None
         return value
 
     @field_validator("script")
@@ -624,6 +632,161 @@ class LogTrigger(ArgoModel):
     interval_seconds: int = 0
 
 
+class ConfigMapKeySelector(ArgoModel):
+    """One key of a ConfigMap (read through the Kubernetes API, in the sensor's namespace unless
+    ``namespace`` is given, as older Argo versions allowed)."""
+
+    name: str
+    key: str
+    optional: bool | None = None
+    namespace: str | None = None
+
+
+class FileArtifact(ArgoModel):
+    path: str
+
+
+class URLArtifact(ArgoModel):
+    path: str
+    verify_cert: bool = False
+
+
+class S3Bucket(ArgoModel):
+    name: str
+    key: str | None = None
+
+
+class S3Artifact(ArgoModel):
+    """Argo's ``S3Artifact``: the object ``bucket.key`` (or the older top-level ``key``) in the
+    bucket ``bucket.name``."""
+
+    bucket: S3Bucket
+    key: str | None = None
+    endpoint: str | None = None
+    region: str | None = None
+    insecure: bool = False
+    access_key: SecretKeySelector | None = None
+    secret_key: SecretKeySelector | None = None
+    events: list[str] = Field(default_factory=list)
+    filter: dict[str, Any] | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    ca_certificate: SecretKeySelector | None = None
+
+    @property
+    def object_key(self) -> str:
+        key = self.bucket.key or self.key
+        assert key is not None  # checked by the validator
+        return key
+
+    @model_validator(mode="after")
+    def _has_key(self) -> S3Artifact:
+        if not (self.bucket.key or self.key):
+            raise ValueError("an s3 source needs the object key: set bucket.key")
+        return self
+
+
+class ArtifactLocation(ArgoModel):
+    """Where a trigger's Kubernetes object comes from: exactly one of the fields."""
+
+    resource: dict[str, Any] | None = None
+    inline: str | None = None
+    file: FileArtifact | None = None
+    url: URLArtifact | None = None
+    configmap: ConfigMapKeySelector | None = None
+    s3: S3Artifact | None = None
+    git: Any = None
+
+    @field_validator("git")
+    @classmethod
+    def _git(cls, value: Any) -> Any:
+        if value is not None:
+            raise ValueError(
+                "a git source is not supported by triggergate; use resource, inline, file, url, "
+                "configmap or s3"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ArtifactLocation:
+        kinds = [k for k in ("resource", "inline", "file", "url", "configmap", "s3") if getattr(self, k)]
+        if len(kinds) != 1:
+            raise ValueError(
+                "a source needs exactly one of resource, inline, file, url, configmap, s3"
+                + (f"; found {', '.join(kinds)}" if kinds else "")
+            )
+        return self
+
+    @property
+    def kind(self) -> str:
+        for kind in ("resource", "inline", "file", "url", "configmap", "s3"):
+            if getattr(self, kind):
+                return kind
+        raise AssertionError("validated source without a location")
+
+
+ArgoWorkflowOperation = Literal[
+    "submit", "submit-from", "resubmit", "retry", "resume", "suspend", "terminate", "stop"
+]
+
+
+class ArgoWorkflowTrigger(ArgoModel):
+    """Argo's ``ArgoWorkflowTrigger``, carried out through the Kubernetes API (there is no argo CLI)."""
+
+    source: ArtifactLocation
+    operation: ArgoWorkflowOperation = "submit"
+    parameters: list[TriggerParameter] = Field(default_factory=list)
+    args: list[str] = Field(default_factory=list)
+
+    @field_validator("operation", mode="before")
+    @classmethod
+    def _default_operation(cls, value: Any) -> Any:
+        return "submit" if value in ("", None) else value
+
+    @field_validator("args")
+    @classmethod
+    def _args(cls, value: list[str]) -> list[str]:
+        if value:
+            raise ValueError(
+                "args are extra argo CLI arguments, and triggergate does not run the argo CLI; "
+                "remove 'args' and set Workflow fields in the source or with parameters "
+                "(e.g. dest: spec.arguments.parameters.0.value)"
+            )
+        return value
+
+
+K8sOperation = Literal["create", "update", "patch", "delete"]
+PATCH_STRATEGIES = (
+    "application/merge-patch+json",
+    "application/json-patch+json",
+    "application/strategic-merge-patch+json",
+    "application/apply-patch+yaml",
+)
+
+
+class StandardK8STrigger(ArgoModel):
+    """Argo's ``StandardK8STrigger``: create, update, patch or delete any Kubernetes object."""
+
+    source: ArtifactLocation
+    operation: K8sOperation = "create"
+    parameters: list[TriggerParameter] = Field(default_factory=list)
+    patch_strategy: str = "application/merge-patch+json"
+    live_object: bool = False
+
+    @field_validator("operation", mode="before")
+    @classmethod
+    def _default_operation(cls, value: Any) -> Any:
+        return "create" if value in ("", None) else value
+
+    @field_validator("patch_strategy", mode="before")
+    @classmethod
+    def _patch_strategy(cls, value: Any) -> Any:
+        if value in ("", None):
+            return "application/merge-patch+json"
+        if value not in PATCH_STRATEGIES:
+            raise ValueError(f"patchStrategy must be one of {', '.join(PATCH_STRATEGIES)}")
+        return value
+
+
 class ConditionsResetByTime(ArgoModel):
     cron: str
     timezone: str | None = None
@@ -646,9 +809,9 @@ class TriggerTemplate(ArgoModel):
     conditions_reset: list[ConditionsResetCriteria] = Field(default_factory=list)
     http: HTTPTrigger | None = None
     log: LogTrigger | None = None
+    k8s: StandardK8STrigger | None = None
+    argo_workflow: ArgoWorkflowTrigger | None = None
 
-    k8s: Any = None
-    argo_workflow: Any = None
     aws_lambda: Any = None
     azure_event_hubs: Any = None
     azure_service_bus: Any = None
@@ -661,8 +824,6 @@ class TriggerTemplate(ArgoModel):
     email: Any = None
 
     @field_validator(
-        "k8s",
-        "argo_workflow",
         "aws_lambda",
         "azure_event_hubs",
         "azure_service_bus",
@@ -682,7 +843,7 @@ class TriggerTemplate(ArgoModel):
 
     @model_validator(mode="after")
     def _one_type(self) -> TriggerTemplate:
-        kinds = [k for k in SUPPORTED_TRIGGER_TYPES if getattr(self, k) is not None]
+        kinds = [k for k in SUPPORTED_TRIGGER_TYPES if getattr(self, _TRIGGER_FIELDS[k]) is not None]
         if not kinds:
             raise ValueError(
                 "a trigger template needs a trigger type; supported trigger types: "
@@ -695,7 +856,7 @@ class TriggerTemplate(ArgoModel):
     @property
     def kind(self) -> str:
         for kind in SUPPORTED_TRIGGER_TYPES:
-            if getattr(self, kind) is not None:
+            if getattr(self, _TRIGGER_FIELDS[kind]) is not None:
                 return kind
         raise AssertionError("validated trigger template without a type")
 

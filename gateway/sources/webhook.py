@@ -54,6 +54,12 @@ Where this differs from Argo Events (v1.9):
   the incoming CloudEvent's; we keep Argo's release envelope and put the upstream attributes in
   extensions, and derive a deterministic id (Argo: random, or the sender's id as is).
 * ``traceparent``/``tracestate`` request headers are copied into envelope extensions.
+* the auth token is read once and cached by the ``SecretStore`` (Argo re-reads the file on every
+  request, so a rotated token needs a restart here).
+* ``/health`` answers ``GET``/``HEAD`` only (Argo: any method) and ``503`` while the bus is
+  unhealthy; unknown paths get FastAPI's ``{"detail": "Not Found"}`` (Argo: ``404 page not found``).
+* query strings and form bodies are decoded by Python's ``parse_qs``: a pair with a bad ``%``
+  escape is kept as written and ``;`` is not a separator (Go drops such pairs).
 """
 
 from __future__ import annotations

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from gateway.triggers.argo_workflow import ArgoWorkflowTrigger
 from gateway.triggers.base import TriggerContext, TriggerExecutor
 from gateway.triggers.http import HttpTrigger
+from gateway.triggers.k8s import K8sTrigger
 from gateway.triggers.log import LogTrigger
 from sensors.spec import Trigger
 
 EXECUTORS: dict[str, type[TriggerExecutor]] = {}
 EXECUTORS["http"] = HttpTrigger
 EXECUTORS["log"] = LogTrigger
+EXECUTORS["argoWorkflow"] = ArgoWorkflowTrigger
+EXECUTORS["k8s"] = K8sTrigger
 
 
 def build_executor(trigger: Trigger, context: TriggerContext) -> TriggerExecutor:

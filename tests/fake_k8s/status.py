@@ -46,7 +46,8 @@ def status_body(
         cleaned = {k: v for k, v in details.items() if v not in (None, "", [], {})}
         if cleaned:
             body["details"] = cleaned
-    body["code"] = code
+    if not success:  # a Success Status from a delete carries no code
+        body["code"] = code
     return body
 
 
@@ -146,10 +147,8 @@ def bad_request(message: str) -> ApiError:
     return ApiError(status_body(400, "BadRequest", message))
 
 
-def forbidden(
-    user: str, verb: str, group: str, plural: str, name: str, namespace: str | None
-) -> ApiError:
-    who = f'{_qualified(group, plural.split("/")[0])}' + (f' "{name}"' if name else "")
+def forbidden(user: str, verb: str, group: str, plural: str, name: str, namespace: str | None) -> ApiError:
+    who = f"{_qualified(group, plural.split('/')[0])}" + (f' "{name}"' if name else "")
     where = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
     message = (
         f'{who} is forbidden: User "{user}" cannot {verb} resource "{plural}" in API group "{group}" {where}'
@@ -165,7 +164,9 @@ def unauthorized() -> ApiError:
 
 def method_not_allowed() -> ApiError:
     return ApiError(
-        status_body(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        status_body(
+            405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
+        )
     )
 
 

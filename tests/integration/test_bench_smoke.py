@@ -56,7 +56,8 @@ def test_quick_run_prints_every_figure_and_passes_its_checks(tmp_path: Path) -> 
         "p90",
         "max",
         "POST -> 200 (durable):",
-        "kept up with",
+        "webhook kept up with",
+        "triggers kept up:",
         "result: OK",
     ):
         assert label in out, f"{label!r} missing from the report:\n{out}"

@@ -217,14 +217,14 @@ def test_unknown_field_lists_the_allowed_fields_and_points_at_the_key(tmp_path: 
 def test_unsupported_trigger_type_names_the_supported_ones(tmp_path: Path) -> None:
     text = SENSOR.replace(
         "        http:\n          url: http://127.0.0.1:9999/hook\n          method: POST\n",
-        "        argoWorkflow:\n          operation: submit\n          source: {}\n",
+        "        awsLambda:\n          functionName: f\n          region: eu-west-1\n",
     )
     path = write(tmp_path, "sensor.yaml", text)
     problem = only_problem([path])
-    assert problem.field == "spec.triggers[0].template.argoWorkflow"
-    assert problem.line == line_of(path, "argoWorkflow:")
-    assert "trigger type 'argoWorkflow' is not implemented" in problem.message
-    assert "supported trigger types: http, log" in problem.message
+    assert problem.field == "spec.triggers[0].template.awsLambda"
+    assert problem.line == line_of(path, "awsLambda:")
+    assert "trigger type 'awsLambda' is not implemented" in problem.message
+    assert "supported trigger types: http, log, argoWorkflow, k8s" in problem.message
 
 
 def test_unsupported_source_type_names_the_supported_ones(tmp_path: Path) -> None:

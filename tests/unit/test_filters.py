@@ -363,12 +363,10 @@ def test_templates_are_refused_at_compile_time() -> None:
         compile_filters(_raw_dependency([templated]))
 
 
-def test_exprs_and_script_are_refused_at_compile_time() -> None:
+def test_script_is_refused_at_compile_time() -> None:
+    # exprs are implemented: tests/unit/test_expr_filters.py
     base = _raw_dependency([])
     assert base.filters is not None
-    with_exprs = base.filters.model_copy(update={"exprs": [{"expr": "a == 1", "fields": []}]})
-    with pytest.raises(FilterCompileError, match="exprs"):
-        CompiledFilter(with_exprs)
     with_script = base.filters.model_copy(update={"script": "return true"})
     with pytest.raises(FilterCompileError, match="script"):
         CompiledFilter(with_script)
