@@ -473,7 +473,7 @@ class EventDependencyFilter(ArgoModel):
     @classmethod
     def _exprs(cls, value: list[ExprFilter]) -> list[ExprFilter]:
         """Each expression must parse (govaluate syntax, see :mod:`sensors.expr`)."""
-        from sensors.expr import ExprError, parse  # sensors.expr imports nothing of this module
+        from sensors.expr import ExprError, parse  # sensors.expr does not import this module at load
 
         for index, item in enumerate(value):
             try:

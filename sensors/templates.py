@@ -31,9 +31,10 @@ le gt ge``; ``printf`` implements Go's ``fmt`` verbs and flags) and sprig's pure
 (``uuidv4``, ``randAlphaNum``...), read the environment (``env``) or do network I/O are rejected when
 the template is compiled: a replayed event must render the same output.
 
-Deliberate differences from Go/sprig, each an improvement that cannot change a working template:
+Deliberate differences from Go/sprig:
 
-* the number of arguments of every call is checked when the template is compiled, not when it runs;
+* the number of arguments of every call is checked when the template is compiled, not when it runs
+  (Go accepts a wrong call in a branch that never runs);
 * ``nospace``, ``initials`` and ``untitle`` work on characters; goutils works on bytes and mangles
   non-ASCII text;
 * ``keys`` and ``values`` return sorted keys (Go's map order is random);
@@ -146,9 +147,6 @@ class _Missing:
     """Go's invalid ``reflect.Value``: a missing map key, or nil once a pipeline has produced it."""
 
     __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "<no value>"
 
 
 _MISSING: Final[Any] = _Missing()
@@ -446,7 +444,7 @@ def _bad_verb(verb: str, value: Any) -> str:
     return f"%!{verb}({_go_type(value)}={_sprint_value(value)})"
 
 
-def _fmt_integer(number: int, verb: str, spec: _Spec, go_type: str) -> str:
+def _fmt_integer(number: int, verb: str, spec: _Spec) -> str:
     if verb == "c":
         return _pad(
             chr(number) if 0 <= number <= 0x10FFFF and not 0xD800 <= number <= 0xDFFF else "\ufffd", spec
@@ -461,8 +459,6 @@ def _fmt_integer(number: int, verb: str, spec: _Spec, go_type: str) -> str:
         if spec.sharp and 0 <= number <= 0x10FFFF and chr(number).isprintable():
             text += " '" + chr(number) + "'"
         return _pad(text, spec)
-    if verb == "v" and spec.sharp_v and go_type == "uint8":
-        return _pad(f"0x{number:x}", spec)
     bases = {"v": 10, "d": 10, "b": 2, "o": 8, "O": 8, "x": 16, "X": 16}
     if verb not in bases:
         return _bad_verb(verb, number)
@@ -519,8 +515,6 @@ def _fmt_float(value: float, verb: str, spec: _Spec) -> str:
 
 
 def _fmt_string(text: str, verb: str, spec: _Spec) -> str:
-    if verb == "v" and spec.sharp_v:
-        return _pad(_quote(text), spec)
     if verb in "vs":
         return _pad(text if spec.prec is None else text[: spec.prec], spec)
     if verb == "q":
@@ -544,9 +538,7 @@ def _fmt_string(text: str, verb: str, spec: _Spec) -> str:
 
 
 def _go_syntax(value: Any) -> str:
-    """Go's ``%#v`` of a value."""
-    if _is_nil(value):
-        return "<nil>"
+    """Go's ``%#v`` of a value (nil is handled by the caller)."""
     if isinstance(value, str):
         return _quote(value)
     if isinstance(value, bool | float):
@@ -584,7 +576,7 @@ def _fmt_value(value: Any, verb: str, spec: _Spec, depth: int) -> str:
     if isinstance(value, bool):
         return _pad("true" if value else "false", spec) if verb in "tv" else _bad_verb(verb, value)
     if isinstance(value, int):
-        return _fmt_integer(int(value), verb, spec, _go_type(value))
+        return _fmt_integer(int(value), verb, spec)
     if isinstance(value, float):
         return _fmt_float(value, verb, spec)
     if isinstance(value, str):
@@ -928,9 +920,8 @@ class _Lexer:
             if ch in _SPACE:
                 j = self.skip_space(i)
                 if self.at_right_delim(j - 1) == (True, True):
-                    j -= 1  # the space belongs to the " -}}" trim marker
-                if j > i:
-                    self.emit("space", i, j)
+                    j -= 1  # the last space belongs to the " -}}" trim marker (never the only one)
+                self.emit("space", i, j)
                 i = j
             elif ch == "=":
                 self.emit("assign", i, i + 1)
@@ -1405,8 +1396,6 @@ class _Parser:
         return token
 
     def unexpected(self, token: _Token, context: str) -> NoReturn:
-        if token.kind == "eof":
-            self.error(f"unexpected end of template in {context}", token.pos)
         shown = {"right": "}}", "left": "{{", "space": "space"}.get(token.kind, token.value)
         self.error(f"unexpected {_quote(shown)} in {context}", token.pos)
 
@@ -1566,9 +1555,7 @@ class _Parser:
             else:
                 self.unexpected(token, "operand")
             break
-        if not args:
-            self.error("missing command", pos)
-        for arg in args[1:]:
+        for arg in args[1:]:  # the pipeline starts a command only at an operand: args is never empty
             if isinstance(arg, _Ident):
                 self.check_operand_call(arg)
         return _Command(pos, tuple(args)), pipe
@@ -1753,7 +1740,7 @@ class _State:
                 if len(decls) == 2:
                     self.assign(decls[0], index)
                     self.assign(decls[1], elem)
-                elif decls:
+                else:
                     self.assign(decls[0], elem)
             elif len(decls) == 2:
                 self.vars[top - 2] = (decls[0], index)
@@ -1963,7 +1950,9 @@ class Template:
         """
         state = _State(self.text)
         try:
-            state.walk(_from_data(data, self.text), self._root)
+            dot = _from_data(data, self.text)
+            state.vars.append(("$", dot))
+            state.walk(dot, self._root)
         except RecursionError:
             raise TemplateError("the data or the template nests too deeply", self.text) from None
         return "".join(state.out)
@@ -2359,8 +2348,6 @@ def _abbreviate(text: str, offset: int, width: int) -> str:
         offset = size - (width - 3)
     if offset <= 4:
         return _utf8_cut(text, 0, width - 3) + "..."
-    if width < 7:
-        return ""
     if offset + width - 3 < size:
         return "..." + _abbreviate(_utf8_cut(text, offset), 0, width - 3)
     return "..." + _utf8_cut(text, size - (width - 3))

@@ -83,7 +83,13 @@ RUN_PARAMETERS = [
 
 def submit_trigger(**extra: Any) -> Trigger:
     return make_trigger(
-        {"argoWorkflow": {"operation": "submit", "source": {"resource": workflow_source()}, "parameters": RUN_PARAMETERS}},
+        {
+            "argoWorkflow": {
+                "operation": "submit",
+                "source": {"resource": workflow_source()},
+                "parameters": RUN_PARAMETERS,
+            }
+        },
         **extra,
     )
 
@@ -95,7 +101,9 @@ def workflow_template(name: str = "bwa-align") -> dict[str, Any]:
         "metadata": {"name": name, "namespace": NAMESPACE},
         "spec": {
             "entrypoint": "align",
-            "arguments": {"parameters": [{"name": "run-id"}, {"name": "bucket"}, {"name": "ref", "value": "GRCh38"}]},
+            "arguments": {
+                "parameters": [{"name": "run-id"}, {"name": "bucket"}, {"name": "ref", "value": "GRCh38"}]
+            },
             "templates": [{"name": "align", "container": {"image": "busybox", "command": ["true"]}}],
         },
     }

@@ -86,7 +86,9 @@ async def test_submit_workflow_template_ref_with_parameters_from_the_event(
     assert wf["metadata"]["annotations"][EVENT_IDS_ANNOTATION] == fire.events["run"].id
     assert wf["spec"] == {
         "workflowTemplateRef": {"name": "bwa-align"},
-        "arguments": {"parameters": [{"name": "run-id", "value": "R42"}, {"name": "bucket", "value": "lab-runs"}]},
+        "arguments": {
+            "parameters": [{"name": "run-id", "value": "R42"}, {"name": "bucket", "value": "lab-runs"}]
+        },
     }
 
 
@@ -212,7 +214,12 @@ async def test_replay_of_a_firing_that_did_run_creates_nothing_new(
 async def test_a_name_taken_by_someone_else_is_a_dead_letter(
     k8s: FakeKubeAPI, kube: KubeClient, store: SqliteStore, http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
-    source = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"name": "nightly"}, "spec": {}}
+    source = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"name": "nightly"},
+        "spec": {},
+    }
     k8s.put({**source, "metadata": {"name": "nightly", "namespace": NAMESPACE}})
     trigger = make_trigger({"argoWorkflow": {"source": {"resource": source}}}, retryStrategy={"steps": 3})
     outcome = await make_runner(trigger, kube, store, http, tmp_path, []).run(make_fire(BODY))
@@ -228,10 +235,18 @@ async def test_submit_from_workflow_template(
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "WorkflowTemplate",
         "metadata": {"name": "bwa"},
-        "spec": {"arguments": {"parameters": [{"name": "run-id", "value": ""}, {"name": "bucket", "value": ""}]}},
+        "spec": {
+            "arguments": {"parameters": [{"name": "run-id", "value": ""}, {"name": "bucket", "value": ""}]}
+        },
     }
     trigger = make_trigger(
-        {"argoWorkflow": {"operation": "submit-from", "source": {"resource": source}, "parameters": RUN_PARAMETERS}}
+        {
+            "argoWorkflow": {
+                "operation": "submit-from",
+                "source": {"resource": source},
+                "parameters": RUN_PARAMETERS,
+            }
+        }
     )
     fire = make_fire(BODY)
     outcome = await make_runner(trigger, kube, store, http, tmp_path).run(fire)
@@ -242,10 +257,19 @@ async def test_submit_from_workflow_template(
     assert wf["metadata"]["labels"][FIRING_LABEL] == fire.key
     assert wf["spec"] == {
         "workflowTemplateRef": {"name": "bwa"},
-        "arguments": {"parameters": [{"name": "run-id", "value": "R42"}, {"name": "bucket", "value": "lab-runs"}]},
+        "arguments": {
+            "parameters": [{"name": "run-id", "value": "R42"}, {"name": "bucket", "value": "lab-runs"}]
+        },
     }
     # submit-from a template that does not exist: not retriable, the API's reason is kept
-    missing = make_trigger({"argoWorkflow": {"operation": "submit-from", "source": {"resource": {**source, "metadata": {"name": "nope"}}}}})
+    missing = make_trigger(
+        {
+            "argoWorkflow": {
+                "operation": "submit-from",
+                "source": {"resource": {**source, "metadata": {"name": "nope"}}},
+            }
+        }
+    )
     failed = await make_runner(missing, kube, store, http, tmp_path).run(make_fire(BODY))
     assert failed.status == "dead-lettered" and "404 NotFound" in failed.result
 
@@ -275,8 +299,15 @@ async def test_submit_from_cron_workflow(
         "metadata": {"name": "nightly-qc"},
         "spec": {"workflowSpec": {"arguments": {"parameters": [{"name": "run-id", "value": ""}]}}},
     }
-    params = [{"src": {"dependencyName": "run", "dataKey": "body.run"}, "dest": "spec.workflowSpec.arguments.parameters.0.value"}]
-    trigger = make_trigger({"argoWorkflow": {"operation": "submit-from", "source": {"resource": source}, "parameters": params}})
+    params = [
+        {
+            "src": {"dependencyName": "run", "dataKey": "body.run"},
+            "dest": "spec.workflowSpec.arguments.parameters.0.value",
+        }
+    ]
+    trigger = make_trigger(
+        {"argoWorkflow": {"operation": "submit-from", "source": {"resource": source}, "parameters": params}}
+    )
     fire = make_fire(BODY)
     outcome = await make_runner(trigger, kube, store, http, tmp_path).run(fire)
     assert outcome.status == "succeeded", outcome.result
@@ -371,7 +402,13 @@ async def test_retry_resets_failed_nodes_and_deletes_their_pods(
     wf["status"] = {
         "phase": "Failed",
         "nodes": {
-            "wf-2": {"id": "wf-2", "name": "wf-2", "type": "DAG", "phase": "Failed", "children": ["ok", "bad"]},
+            "wf-2": {
+                "id": "wf-2",
+                "name": "wf-2",
+                "type": "DAG",
+                "phase": "Failed",
+                "children": ["ok", "bad"],
+            },
             "ok": {"id": "ok", "name": "wf-2.ok", "type": "Pod", "phase": "Succeeded"},
             "bad": {"id": "bad", "name": "wf-2.bad", "type": "Pod", "phase": "Failed"},
         },
@@ -422,7 +459,12 @@ async def test_resubmit_creates_one_new_workflow_from_the_old_one(
 async def test_policy_waits_until_the_labels_appear(
     k8s: FakeKubeAPI, kube: KubeClient, store: SqliteStore, http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
-    policy = {"k8s": {"labels": {"workflows.argoproj.io/phase": "Succeeded"}, "backoff": {"steps": 50, "duration": "50ms"}}}
+    policy = {
+        "k8s": {
+            "labels": {"workflows.argoproj.io/phase": "Succeeded"},
+            "backoff": {"steps": 50, "duration": "50ms"},
+        }
+    }
     runner = make_runner(submit_trigger(policy=policy), kube, store, http, tmp_path)
     task = asyncio.create_task(runner.run(make_fire(BODY)))
     for _ in range(100):
@@ -442,8 +484,15 @@ async def test_policy_waits_until_the_labels_appear(
 async def test_policy_timeout_is_ignored_without_error_on_backoff_timeout(
     k8s: FakeKubeAPI, kube: KubeClient, store: SqliteStore, http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
-    policy = {"k8s": {"labels": {"workflows.argoproj.io/phase": "Succeeded"}, "backoff": {"steps": 2, "duration": "10ms"}}}
-    outcome = await make_runner(submit_trigger(policy=policy), kube, store, http, tmp_path).run(make_fire(BODY))
+    policy = {
+        "k8s": {
+            "labels": {"workflows.argoproj.io/phase": "Succeeded"},
+            "backoff": {"steps": 2, "duration": "10ms"},
+        }
+    }
+    outcome = await make_runner(submit_trigger(policy=policy), kube, store, http, tmp_path).run(
+        make_fire(BODY)
+    )
     assert outcome.status == "succeeded" and "not reached after 2 checks (ignored)" in outcome.result
 
 
@@ -480,12 +529,19 @@ async def test_configmap_source(
         }
     )
     trigger = make_trigger(
-        {"argoWorkflow": {"source": {"configmap": {"name": "workflows", "key": "align.yaml"}}, "parameters": RUN_PARAMETERS}}
+        {
+            "argoWorkflow": {
+                "source": {"configmap": {"name": "workflows", "key": "align.yaml"}},
+                "parameters": RUN_PARAMETERS,
+            }
+        }
     )
     outcome = await make_runner(trigger, kube, store, http, tmp_path).run(make_fire(BODY))
     assert outcome.status == "succeeded", outcome.result
     (wf,) = workflows(k8s)
     assert wf["spec"]["arguments"]["parameters"][0] == {"name": "run-id", "value": "R42"}
-    wrong_key = make_trigger({"argoWorkflow": {"source": {"configmap": {"name": "workflows", "key": "nope"}}}})
+    wrong_key = make_trigger(
+        {"argoWorkflow": {"source": {"configmap": {"name": "workflows", "key": "nope"}}}}
+    )
     failed = await make_runner(wrong_key, kube, store, http, tmp_path).run(make_fire(BODY))
     assert failed.status == "dead-lettered" and "has no key 'nope'; keys: align.yaml" in failed.result

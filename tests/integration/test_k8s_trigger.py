@@ -93,7 +93,9 @@ async def test_create_cluster_scoped_object_has_no_namespace(
     trigger = make_trigger({"k8s": {"source": source}})
     fire = make_fire({"run": "R1"})
     outcome = await make_runner(trigger, kube, store, http, tmp_path).run(fire)
-    assert outcome.status == "succeeded" and outcome.result == f"created Namespace run-{name_digest(fire.key)}"
+    assert (
+        outcome.status == "succeeded" and outcome.result == f"created Namespace run-{name_digest(fire.key)}"
+    )
     assert k8s.get("", "v1", "namespaces", "run-" + name_digest(fire.key), None) is not None
 
 
@@ -124,7 +126,13 @@ async def test_update_with_live_object_applies_parameters_to_the_live_object(
     k8s: FakeKubeAPI, kube: KubeClient, store: SqliteStore, http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     k8s.put({**configmap(keep="me", run="old"), "metadata": {"name": "run-config", "namespace": NAMESPACE}})
-    source = {"resource": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "run-config", "namespace": NAMESPACE}}}
+    source = {
+        "resource": {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "run-config", "namespace": NAMESPACE},
+        }
+    }
     trigger = k8s_trigger(source, "update", liveObject=True)
     outcome = await make_runner(trigger, kube, store, http, tmp_path).run(make_fire({"run": "R3"}))
     assert outcome.status == "succeeded", outcome.result
@@ -150,7 +158,14 @@ async def test_merge_patch_and_json_patch_apply_once(
     }
     params = [{"src": {"dependencyName": "run", "dataKey": "body.run"}, "dest": "patch.0.value"}]
     json_trigger = make_trigger(
-        {"k8s": {"operation": "patch", "patchStrategy": "application/json-patch+json", "source": source, "parameters": params}}
+        {
+            "k8s": {
+                "operation": "patch",
+                "patchStrategy": "application/json-patch+json",
+                "source": source,
+                "parameters": params,
+            }
+        }
     )
     fire = make_fire({"run": "R5"})
     outcome = await make_runner(json_trigger, kube, store, http, tmp_path).run(fire)
@@ -168,7 +183,15 @@ async def test_merge_patch_and_json_patch_apply_once(
     after = cm(k8s, "run-config")
     assert after is not None and after["metadata"]["resourceVersion"] == version
 
-    no_ops = make_trigger({"k8s": {"operation": "patch", "patchStrategy": "application/json-patch+json", "source": {"resource": configmap()}}})
+    no_ops = make_trigger(
+        {
+            "k8s": {
+                "operation": "patch",
+                "patchStrategy": "application/json-patch+json",
+                "source": {"resource": configmap()},
+            }
+        }
+    )
     failed = await make_runner(no_ops, kube, store, http, tmp_path).run(make_fire({"run": "R6"}))
     assert failed.status == "dead-lettered" and "in the object's 'patch' field" in failed.result
 
@@ -176,7 +199,9 @@ async def test_merge_patch_and_json_patch_apply_once(
 async def test_patch_creates_a_missing_object(
     k8s: FakeKubeAPI, kube: KubeClient, store: SqliteStore, http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
-    trigger = k8s_trigger({"resource": configmap("fresh")}, "patch", patchStrategy="application/strategic-merge-patch+json")
+    trigger = k8s_trigger(
+        {"resource": configmap("fresh")}, "patch", patchStrategy="application/strategic-merge-patch+json"
+    )
     outcome = await make_runner(trigger, kube, store, http, tmp_path).run(make_fire({"run": "R7"}))
     assert outcome.status == "succeeded" and outcome.result.startswith("created ConfigMap")
     assert cm(k8s, "fresh") is not None
@@ -223,7 +248,9 @@ async def test_file_inline_and_url_sources(
             {"url": {"path": url}},
         ]
         for source in sources:
-            outcome = await make_runner(k8s_trigger(source), kube, store, http, tmp_path).run(make_fire({"run": "R"}))
+            outcome = await make_runner(k8s_trigger(source), kube, store, http, tmp_path).run(
+                make_fire({"run": "R"})
+            )
             assert outcome.status == "succeeded", outcome.result
         missing = k8s_trigger({"url": {"path": url.replace("cm.yaml", "nope.yaml")}})
         failed = await make_runner(missing, kube, store, http, tmp_path).run(make_fire({"run": "R"}))

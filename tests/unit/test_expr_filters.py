@@ -260,7 +260,7 @@ def test_field_values_are_gjson_values() -> None:
 
 
 def test_webhook_bodies_and_headers() -> None:
-    data = {"header": {"X-Event": ["push"]}, "body": {"ref": "refs/heads/main", "size": 1024}}
+    data: dict[str, Any] = {"header": {"X-Event": ["push"]}, "body": {"ref": "refs/heads/main", "size": 1024}}
     item = expr(
         "event == 'push' && ref =~ '^refs/heads/(main|release-.*)$' && size < 2048",
         event="header.X-Event.0",
