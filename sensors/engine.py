@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sensors.conditions import Conditions, parse_conditions
@@ -25,6 +25,7 @@ from sensors.event import Event
 from sensors.filters import CompiledFilter, compile_filters
 from sensors.schedule import CronSchedule
 from sensors.spec import Sensor, Trigger
+from sensors.transform import Transform, TransformError, compile_transform
 
 
 def idempotency_key(sensor: str, trigger: str, events: Mapping[str, Event]) -> str:
@@ -92,6 +93,7 @@ class _TriggerState:
 class _Dependency:
     name: str
     filters: CompiledFilter
+    transform: Transform | None = None
 
 
 class SensorEngine:
@@ -103,7 +105,8 @@ class SensorEngine:
         self._routes: dict[tuple[str, str], list[_Dependency]] = {}
         for dep in sensor.spec.dependencies:
             route = (dep.event_source_name, dep.event_name)
-            self._routes.setdefault(route, []).append(_Dependency(dep.name, compile_filters(dep)))
+            transform = compile_transform(dep.transform.jq, dep.transform.script) if dep.transform else None
+            self._routes.setdefault(route, []).append(_Dependency(dep.name, compile_filters(dep), transform))
         self._triggers: list[_TriggerState] = []
         self._by_dependency: dict[str, list[_TriggerState]] = {}
         for trigger in sensor.spec.triggers:
@@ -135,28 +138,36 @@ class SensorEngine:
         if not deps:
             decisions.released.append(event.id)
             return decisions
-        accepted: list[str] = []
+        accepted: list[tuple[str, Event]] = []
         for dep in deps:
-            result = dep.filters.evaluate(event)
+            dep_event = event
+            if dep.transform is not None:
+                # Transform before filters (Argo); the transformed data is what parameters see.
+                try:
+                    dep_event = replace(event, data=dep.transform.apply(event.data))
+                except TransformError as exc:
+                    decisions.discarded.append(Discarded(dep.name, event.id, (str(exc),)))
+                    continue
+            result = dep.filters.evaluate(dep_event)
             if not result.passed:
                 decisions.discarded.append(Discarded(dep.name, event.id, result.errors))
                 continue
             if result.errors:
                 decisions.warnings.append(FilterWarning(dep.name, event.id, result.errors))
-            accepted.append(dep.name)
-        decisions.accepted = accepted
-        for dep_name in accepted:
+            accepted.append((dep.name, dep_event))
+        decisions.accepted = [name for name, _ in accepted]
+        for dep_name, dep_event in accepted:
             for state in self._by_dependency.get(dep_name, ()):
                 if state.reset_at is not None and event.time < state.reset_at:
                     continue  # the event belongs to a period that a conditionsReset has closed
                 old = state.slots.get(dep_name)
-                state.slots[dep_name] = event
+                state.slots[dep_name] = dep_event
                 self._holds[event.id] += 1
                 if old is not None:
                     self._release_one(old.id)
                     candidates.append(old.id)
         fired: set[int] = set()
-        for dep_name in accepted:
+        for dep_name, _ in accepted:
             for state in self._by_dependency.get(dep_name, ()):
                 if id(state) in fired or not state.conditions.evaluate(state.slots.keys()):
                     continue

@@ -60,6 +60,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any, ClassVar
 
+from sensors.goregex import go_regex
 from sensors.paths import go_format_float, go_parse_float
 
 __all__ = [
@@ -180,7 +181,9 @@ def _describe(value: Any) -> str:
     if isinstance(value, bool):
         return f"{'true' if value else 'false'} (a boolean)"
     if _is_number(value):
-        return f"{go_format_float(_as_float(value))} (a number)"
+        number = _as_float(value)
+        readable = number == 0 or 1e-6 <= abs(number) < 1e21  # plain digits; else 1e+300
+        return f"{go_format_float(number) if readable else _go_g(number)} (a number)"
     if isinstance(value, str):
         shown = value if len(value) <= 40 else value[:37] + "..."
         return f"{_quote(shown)} (a string)"
@@ -241,8 +244,6 @@ def _go_pow(left: float, right: float) -> float:
 
 def _compile_pattern(pattern: str) -> re.Pattern[str] | str:
     """The compiled Go regular expression, or the reason it does not compile."""
-    from sensors.filters import go_regex  # filters imports this module; import at call time
-
     try:
         return go_regex(pattern)
     except (re.error, ValueError, OverflowError, RecursionError, IndexError) as exc:

@@ -55,6 +55,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sensors.event import Event
 from sensors.expr import ExprError, Expression
 from sensors.expr import parse as parse_expression
+from sensors.goregex import go_regex
+from sensors.lua import LuaError, compile_script_filter
 from sensors.paths import PathResult, go_parse_bool, go_parse_float, lookup
 from sensors.spec import (
     ContextFilter,
@@ -64,6 +66,7 @@ from sensors.spec import (
     ExprFilter,
     TimeFilter,
 )
+from sensors.templates import Template, TemplateError, compile_template
 
 __all__ = [
     "CompiledFilter",
@@ -130,98 +133,24 @@ def _any_value(values: Sequence[_T | _BadValue], test: Callable[[_T], bool]) -> 
     return False
 
 
-_POSIX_CLASSES = {
-    "alnum": "0-9A-Za-z",
-    "alpha": "A-Za-z",
-    "ascii": "\\x00-\\x7f",
-    "blank": "\\t ",
-    "cntrl": "\\x00-\\x1f\\x7f",
-    "digit": "0-9",
-    "graph": "!-~",
-    "lower": "a-z",
-    "print": " -~",
-    "punct": "!-/:-@\\[-`{-~",
-    "space": "\\t\\n\\x0b\\f\\r ",
-    "upper": "A-Z",
-    "word": "0-9A-Za-z_",
-    "xdigit": "0-9A-Fa-f",
-}
-_MULTILINE_FLAG = re.compile(r"\(\?[a-zA-Z]*m[a-zA-Z]*[:)]")
-
-
-def _translate_class(pattern: str, start: int) -> tuple[str, int]:
-    """A Go character class at ``pattern[start] == '['``: its Python text and the index after it."""
-    out = ["["]
-    i = start + 1
-    if pattern[i : i + 1] == "^":
-        out.append("^")
-        i += 1
-    if pattern[i : i + 1] == "]":
-        out.append("\\]")
-        i += 1
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "]":
-            out.append("]")
-            return "".join(out), i + 1
-        if pattern.startswith("[:", i):
-            end = pattern.find(":]", i + 2)
-            name = pattern[i + 2 : end] if end >= 0 else ""
-            if name in _POSIX_CLASSES:
-                out.append(_POSIX_CLASSES[name])
-                i = end + 2
-                continue
-            if end >= 0:  # negated ([:^alpha:]) or unknown
-                raise re.error(f"unsupported character class [:{name}:]")
-        if ch == "\\" and i + 1 < len(pattern):
-            out.append(pattern[i : i + 2])
-            i += 2
-            continue
-        out.append("\\" + ch if ch in "[&~|" else ch)
-        i += 1
-    return "".join(out), i  # unterminated: Python reports it
-
-
-def go_regex(pattern: str) -> re.Pattern[str]:
-    """Compile a Go (RE2) regular expression as a Python one; raises :class:`re.error`."""
-    out: list[str] = []
-    multiline = _MULTILINE_FLAG.search(pattern) is not None
-    i = 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "\\" and i + 1 < len(pattern):
-            nxt = pattern[i + 1]
-            if nxt == "Q":
-                end = pattern.find("\\E", i + 2)
-                literal = pattern[i + 2 :] if end < 0 else pattern[i + 2 : end]
-                out.append(re.escape(literal))
-                i = len(pattern) if end < 0 else end + 2
-                continue
-            out.append("\\Z" if nxt == "z" else pattern[i : i + 2])
-            i += 2
-            continue
-        if ch == "[":
-            text, i = _translate_class(pattern, i)
-            out.append(text)
-            continue
-        if ch == "$" and not multiline:
-            out.append("\\Z")
-        elif pattern.startswith("(?<", i) and pattern[i + 3 : i + 4] not in ("=", "!"):
-            out.append("(?P<")
-            i += 3
-            continue
-        else:
-            out.append(ch)
-        i += 1
-    return re.compile("".join(out), re.ASCII)
-
-
 @dataclass(frozen=True, slots=True)
 class _DataCheck:
-    """One compiled data filter."""
+    """One compiled data filter (with its ``template``, applied to the value before the test)."""
 
     path: str
     test: Callable[[PathResult], _Verdict]
+    template: Template | None = None
+
+    def verdict(self, found: PathResult) -> _Verdict:
+        if self.template is None:
+            return self.test(found)
+        try:
+            out = self.template.render({"Input": found.string()})
+        except TemplateError as exc:
+            return f"template error on path '{self.path}': {exc}"
+        if out in ("", "<no value>"):
+            return f"template evaluated to empty string or no value on path '{self.path}'"
+        return self.test(PathResult(out))
 
 
 def _compile_string(spec: DataFilter) -> Callable[[PathResult], _Verdict]:
@@ -331,13 +260,17 @@ class _DataFilters:
     fatal = False
 
     def __init__(self, specs: Sequence[DataFilter], operator: str) -> None:
+        checks = []
         for spec in specs:
+            template = None
             if spec.template:
-                raise FilterCompileError(
-                    f"data filter templates are not implemented yet (path '{spec.path}'); remove 'template'"
-                )
+                try:
+                    template = compile_template(spec.template)
+                except TemplateError as exc:
+                    raise FilterCompileError(f"data filter template on path '{spec.path}': {exc}") from None
+            checks.append(_DataCheck(spec.path, _compile_check(spec), template))
         self.any = operator == "or"
-        self.checks = tuple(_DataCheck(spec.path, _compile_check(spec)) for spec in specs)
+        self.checks = tuple(checks)
 
     def evaluate(self, event: Event) -> Outcome:
         data = event.data
@@ -346,7 +279,9 @@ class _DataFilters:
         errors: list[str] = []
         for check in self.checks:
             found = lookup(data, check.path)
-            verdict: _Verdict = f"path '{check.path}' does not exist" if found is None else check.test(found)
+            verdict: _Verdict = (
+                f"path '{check.path}' does not exist" if found is None else check.verdict(found)
+            )
             if verdict is True:
                 if self.any:
                     return True, None
@@ -525,9 +460,27 @@ def _compile_time(filters: EventDependencyFilter) -> _Kind | None:
     return _TimeFilter(filters.time) if filters.time is not None else None
 
 
+class _ScriptFilter:
+    """``filters.script``: a sandboxed Lua script over ``event`` (the data) that must return ``true``."""
+
+    fatal = True  # Argo: a script error ends the evaluation even with ``or``
+
+    def __init__(self, script: str) -> None:
+        try:
+            self.script = compile_script_filter(script)
+        except LuaError as exc:
+            raise FilterCompileError(str(exc)) from None
+
+    def evaluate(self, event: Event) -> Outcome:
+        try:
+            return self.script.evaluate(event.data), None
+        except LuaError as exc:
+            return False, f"script filter error: {exc}"
+
+
 def _compile_script(filters: EventDependencyFilter) -> _Kind | None:
     if filters.script:
-        raise FilterCompileError("Lua script filters are not implemented; use data filters")
+        return _ScriptFilter(filters.script)
     return None
 
 

@@ -12,8 +12,9 @@ Argo Events runs ``filters.script`` and ``transform.script`` in a fresh gopher-l
   ``os``, ``io``, ``require``, ``load``, ``loadstring``, ``dofile``, ``loadfile``, ``package``,
   ``debug``, ``collectgarbage``, ``coroutine``, ``warn`` and ``string.dump`` are absent: using one
   fails with ``'<name>' is not available in the Lua sandbox``. Binary (precompiled) chunks are
-  refused. ``math.random`` is kept (sampling filters use it) and is the only non-deterministic
-  function.
+  refused, and so are metatables with ``__gc`` or ``__close`` (Lua runs those outside the
+  instruction budget). ``math.random`` is kept (sampling filters use it): it is the only
+  non-deterministic function.
 * **Isolation**: every call gets a fresh global table and fresh copies of the library tables, so
   nothing a script does (globals, ``string.upper = nil``) survives into the next event, as in
   Argo where each event gets a new state.
@@ -41,18 +42,21 @@ Conversions:
 A script's result is its **last** returned value (Argo reads the top of the Lua stack); no return
 value is ``nil``.
 
-Each :class:`LuaScript` owns one Lua runtime and compiles its chunk once; a call flattens the data
-(one crossing into Lua), runs the chunk and flattens the result back. Calls on one script are
-serialized by lupa's runtime lock, so sharing a script between threads is safe but not parallel.
+Each :class:`LuaScript` owns one Lua runtime (about 50 KiB) and compiles its chunk once; a call
+flattens the data (one crossing into Lua), runs the chunk and encodes the result as JSON text in
+Lua, under the same limits (one crossing back). Calls on one script are serialized by a lock, so
+sharing a script between threads is safe but not parallel; the engine is single-threaded anyway.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
 import lupa.lua54 as _lupa
+import orjson
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -93,7 +97,7 @@ DEFAULT_LIMITS: Final = LuaLimits()
 # Runs once per runtime, with the full standard library, and returns (compile, run). Nothing
 # reachable from the sandbox environment leads back to the real globals.
 _BOOTSTRAP: Final = r"""
-local max_steps, hook_every, MAX_DEPTH, MAX_HOLES = ...
+local max_steps, hook_every, MAX_DEPTH, MAX_HOLES, limit_memory = ...
 local debug_sethook, debug_setupvalue = debug.sethook, debug.setupvalue
 local debug_getmetatable = debug.getmetatable
 local co_create, co_resume = coroutine.create, coroutine.resume
@@ -101,6 +105,7 @@ local load, pcall, xpcall, error = load, pcall, xpcall, error
 local type, next, select, tostring = type, next, select, tostring
 local setmetatable, getmetatable, rawget = setmetatable, getmetatable, rawget
 local string_format, string_byte = string.format, string.byte
+local string_gsub, string_find = string.gsub, string.find
 local table_concat, table_sort = table.concat, table.sort
 local math_type, huge = math.type, math.huge
 
@@ -148,13 +153,31 @@ local LIBS = {string = SAFE_STRING, table = copy(table), math = copy(math), utf8
 LIBS.math.pow = function(x, y) return x ^ y end
 LIBS.table.getn = function(t) return #t end
 
+-- After the hook raises the limit error, Lua runs the xpcall message handler with hooks off:
+-- the user's handler must not run then.
+local function safe_xpcall(f, handler, ...)
+  local function guarded(e)
+    if exhausted then return e end
+    return handler(e)
+  end
+  return rethrow_if_exhausted(xpcall(f, guarded, ...))
+end
+
+-- Finalizers (__gc) and __close handlers can run with hooks off, outside the budget.
+local function safe_setmetatable(t, mt)
+  if type(mt) == "table" and (rawget(mt, "__gc") ~= nil or rawget(mt, "__close") ~= nil) then
+    error("__gc and __close metamethods are not available in the Lua sandbox", 2)
+  end
+  return setmetatable(t, mt)
+end
+
 local BASE = {
   assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
   pcall = function(f, ...) return rethrow_if_exhausted(pcall(f, ...)) end,
-  xpcall = function(f, h, ...) return rethrow_if_exhausted(xpcall(f, h, ...)) end,
+  xpcall = safe_xpcall,
   select = select, tonumber = tonumber, tostring = tostring, type = type, unpack = table.unpack,
   rawequal = rawequal, rawget = rawget, rawlen = rawlen, rawset = rawset,
-  getmetatable = getmetatable, setmetatable = setmetatable,
+  getmetatable = getmetatable, setmetatable = safe_setmetatable,
   print = function() end, _VERSION = _VERSION,
 }
 
@@ -240,73 +263,109 @@ local function key_text(k)
   bad_result("a table with " .. a_type(k) .. " as a key; JSON object keys are strings")
 end
 
-local function flatten(value)
-  local kinds, vals, ki, vi = {}, {}, 0, 0
+local ESCAPES = {['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f", ["\n"] = "\\n",
+                 ["\r"] = "\\r", ["\t"] = "\\t"}
+local function escape(c) return ESCAPES[c] or string_format("\\u%04x", string_byte(c)) end
+local function quote(s) return '"' .. string_gsub(s, '[%c"\\]', escape) .. '"' end
+local function by_key(a, b) return a[1] < b[1] end
+
+-- The value as JSON text (objects with sorted keys). Runs inside the budget, in the coroutine.
+local function encode(value)
+  local parts, n = {}, 0
   local function walk(v, depth)
     local t = type(v)
-    ki = ki + 1
     if t == "nil" then
-      kinds[ki] = "n"
-    elseif t == "string" or t == "boolean" then
-      kinds[ki] = "v"; vi = vi + 1; vals[vi] = v
+      n = n + 1; parts[n] = "null"
+    elseif t == "boolean" then
+      n = n + 1; parts[n] = v and "true" or "false"
+    elseif t == "string" then
+      n = n + 1; parts[n] = quote(v)
     elseif t == "number" then
-      if v ~= v or v == huge or v == -huge then
+      local text
+      if math_type(v) == "integer" then
+        text = string_format("%d", v)
+      elseif v ~= v or v == huge or v == -huge then
         bad_result("the number " .. tostring(v) .. ", which JSON cannot hold")
+      else
+        text = string_format("%.17g", v)
+        if not string_find(text, "[.eE]") then text = text .. ".0" end  -- 2.0 stays a float
       end
-      kinds[ki] = "v"; vi = vi + 1; vals[vi] = v
+      n = n + 1; parts[n] = text
     elseif t == "table" then
       if depth >= MAX_DEPTH then
         bad_result("tables nested deeper than " .. MAX_DEPTH .. " levels (a table that contains itself?)")
       end
-      local count, n, maxn = 0, 0, 0
+      local count, ints, maxn = 0, 0, 0
       for k in next, v do
         count = count + 1
         if math_type(k) == "integer" and k > 0 then
-          n = n + 1
+          ints = ints + 1
           if k > maxn then maxn = k end
         end
       end
       local mt = debug_getmetatable(v)
       local marked = type(mt) == "table" and rawget(mt, "__is_array") == true
-      if marked or (count > 0 and n == count and maxn == count) then
-        if maxn - n > MAX_HOLES then
+      if marked or (count > 0 and ints == count and maxn == count) then
+        if maxn - ints > MAX_HOLES then
           bad_result(string_format("an array with %d elements but index %d: more than %d holes",
-                                   n, maxn, MAX_HOLES))
+                                   ints, maxn, MAX_HOLES))
         end
-        kinds[ki] = "a"; vi = vi + 1; vals[vi] = maxn
-        for i = 1, maxn do walk(rawget(v, i), depth + 1) end
+        n = n + 1; parts[n] = "["
+        for i = 1, maxn do
+          if i > 1 then n = n + 1; parts[n] = "," end
+          walk(rawget(v, i), depth + 1)
+        end
+        n = n + 1; parts[n] = "]"
       else
-        kinds[ki] = "o"; vi = vi + 1; vals[vi] = count
+        local members, m = {}, 0
         for k, x in next, v do
-          vi = vi + 1; vals[vi] = key_text(k)
-          walk(x, depth + 1)
+          m = m + 1; members[m] = {key_text(k), x}
         end
+        table_sort(members, by_key)
+        n = n + 1; parts[n] = "{"
+        for i = 1, m do
+          if i > 1 then n = n + 1; parts[n] = "," end
+          n = n + 1; parts[n] = quote(members[i][1])
+          n = n + 1; parts[n] = ":"
+          walk(members[i][2], depth + 1)
+        end
+        n = n + 1; parts[n] = "}"
       end
     else
       bad_result(a_type(v) .. ", which JSON cannot hold")
     end
   end
   walk(value, 0)
-  return table_concat(kinds), vals
+  return table_concat(parts, "", 1, n)
 end
 
--- mode "truth": is the last returned value `true`?  "json": the last value, flattened.
--- "table": the same, and it must be a table.
+-- What the caller wants from the script's returned values (the last one counts):
+-- TRUTH: whether it is `true`; JSON: it as JSON text; TABLE: the same, and it must be a table.
+local TRUTH, JSON, TABLE = 0, 1, 2
 local function shape(mode, ...)
   local n = select("#", ...)
   local last = nil
   if n > 0 then last = (select(n, ...)) end
-  if mode == "truth" then return last == true, nil end
-  if mode == "table" and type(last) ~= "table" then
+  if mode == TRUTH then return last == true end
+  if mode == TABLE and type(last) ~= "table" then
     error({[RESULT] = "must return a Lua table, it returned " .. a_type(last)}, 0)
   end
-  return flatten(last)
+  return encode(last)
+end
+
+-- The body of the coroutine: rebuild the event, run the chunk in a fresh environment, shape.
+local function body(chunk, kinds, vals, mode)
+  local event = vals
+  if kinds ~= nil then event = unflatten(kinds, vals) end
+  debug_setupvalue(chunk, 1, new_env(event))
+  return shape(mode, chunk())
 end
 
 ---------------------------------------------------------------- one call
 local function finish(chunk, ok, ...)
+  limit_memory(false)
   debug_setupvalue(chunk, 1, nil)
-  if ok then return true, ... end
+  if ok then return true, ..., nil end
   local err = ...
   if exhausted then return false, "instructions", nil end
   if err == "not enough memory" then return false, "memory", nil end
@@ -316,15 +375,14 @@ local function finish(chunk, ok, ...)
   return false, "error", "(error object is " .. a_type(err) .. " value)"
 end
 
--- The script runs in a coroutine of its own: the count hook belongs to that coroutine only.
+-- Everything that runs the script's code or holds its data runs in a coroutine of its own (the
+-- count hook belongs to it) with the memory limit on (a memory error there is caught by resume).
 local function run(chunk, kinds, vals, mode)
-  local event = vals
-  if kinds ~= nil then event = unflatten(kinds, vals) end
   exhausted, steps_left = false, max_steps
-  debug_setupvalue(chunk, 1, new_env(event))
-  local co = co_create(function() return shape(mode, chunk()) end)
+  local co = co_create(body)
   debug_sethook(co, hook, "", hook_every)
-  return finish(chunk, co_resume(co))
+  limit_memory(true)
+  return finish(chunk, co_resume(co, chunk, kinds, vals, mode))
 end
 
 python = nil
@@ -377,25 +435,31 @@ def _flatten(value: Any, kinds: list[str], vals: list[object], depth: int, field
         raise LuaError(f"{field}: the event data holds a {type(value).__name__}, which is not a JSON value")
 
 
-def _unflatten(kinds: Iterator[str], vals: Iterator[object]) -> Any:
-    """The JSON value that ``flatten`` in the bootstrap wrote; object keys come out sorted."""
-    kind = next(kinds)
-    if kind == "v":
-        return next(vals)
-    if kind == "o":
-        size = cast(int, next(vals))
-        members: dict[str, Any] = {}
-        for _ in range(size):
-            key = cast(str, next(vals))
-            members[key] = _unflatten(kinds, vals)
-        return {key: members[key] for key in sorted(members)}
-    if kind == "a":
-        return [_unflatten(kinds, vals) for _ in range(cast(int, next(vals)))]
-    return None
-
-
 def _size(n: int) -> str:
     return f"{n // (1024 * 1024)} MiB" if n % (1024 * 1024) == 0 else f"{n} bytes"
+
+
+class _MemoryLimit:
+    """Switches the runtime's memory limit on and off; the Lua side calls it around the script.
+
+    Outside the script the limit is off: lupa converts values outside a protected call, where an
+    allocation failure would abort the whole process (Lua "panic"). The Lua side holds this object,
+    so the runtime is reached through it and :meth:`detach` breaks the cycle
+    (runtime -> Lua -> this -> runtime) when the owning :class:`LuaScript` goes away.
+    """
+
+    def __init__(self, runtime: Any, limit: int) -> None:
+        self.runtime: Any = runtime
+        self.limit = limit
+
+    def __call__(self, on: bool) -> None:
+        self.runtime.set_max_memory(self.limit if on else 0)
+
+    def detach(self) -> None:
+        self.runtime = None
+
+
+_TRUTH, _JSON, _TABLE = 0, 1, 2  # what ``run`` in the bootstrap returns (see ``shape`` there)
 
 
 class LuaScript:
@@ -414,16 +478,15 @@ class LuaScript:
         self._runtime = _lupa.LuaRuntime(
             register_eval=False, register_builtins=False, max_memory=limits.max_memory
         )
+        self._lock = threading.Lock()  # one call at a time: the memory switch is per runtime
+        switch = _MemoryLimit(self._runtime, limits.max_memory)
+        weakref.finalize(self, switch.detach)
         steps = -(-limits.max_instructions // _HOOK_EVERY)
         compile_chunk, self._run = self._runtime.execute(
-            _BOOTSTRAP, steps, _HOOK_EVERY, _MAX_DEPTH, _MAX_HOLES
+            _BOOTSTRAP, steps, _HOOK_EVERY, _MAX_DEPTH, _MAX_HOLES, switch
         )
-        try:
-            ok, chunk = compile_chunk(source)
-        except _lupa.LuaMemoryError:
-            raise LuaError(
-                f"{field} does not fit in the Lua memory limit ({_size(limits.max_memory)})"
-            ) from None
+        switch(False)
+        ok, chunk = compile_chunk(source)
         if not ok:
             raise LuaError(f"{field} is not valid {LUA_VERSION}: {chunk}")
         self._chunk = chunk
@@ -433,42 +496,29 @@ class LuaScript:
 
     def run_predicate(self, data: Any) -> bool:
         """Whether the script's last returned value is Lua ``true`` (nothing else counts)."""
-        passed, _ = self._execute(data, "truth")
-        return passed is True
+        return self._execute(data, _TRUTH) is True
 
     def run(self, data: Any) -> Any:
         """The script's last returned value as JSON (``nil`` and no value -> ``None``)."""
-        kinds, vals = self._execute(data, "json")
-        return self._from_lua(kinds, vals)
+        return self._parse(self._execute(data, _JSON))
 
     def run_table(self, data: Any) -> Any:
         """The script's returned table as JSON (a ``dict`` or a ``list``); any other value is an error."""
-        kinds, vals = self._execute(data, "table")
-        return self._from_lua(kinds, vals)
+        return self._parse(self._execute(data, _TABLE))
 
     # ------------------------------------------------------------------ internals
 
-    def _execute(self, data: Any, mode: str) -> tuple[object, object]:
+    def _execute(self, data: Any, mode: int) -> object:
         kinds: list[str] = []
         vals: list[object] = []
         _flatten(data, kinds, vals, 0, self.field)
         memory = f"{self.field} failed: the script and its event data need more than " + (
             f"{_size(self.limits.max_memory)} of memory (the sandbox limit)"
         )
-        try:
-            if kinds[0] in "vn":
-                arguments: tuple[object, object] = (None, vals[0] if vals else None)
-            else:
-                arguments = ("".join(kinds), self._runtime.table_from(vals))
-            ok, first, second = self._run(self._chunk, *arguments, mode)
-        except _lupa.LuaMemoryError:
-            raise LuaError(memory) from None
-        except UnicodeEncodeError as exc:
-            raise LuaError(
-                f"{self.field}: the event data holds a string that is not valid Unicode: {exc}"
-            ) from None
+        with self._lock:
+            ok, first, second = self._call_lua(kinds, vals, mode, memory)
         if ok:
-            return first, second
+            return first
         if first == "instructions":
             raise LuaError(
                 f"{self.field} failed: it ran more than {self.limits.max_instructions} Lua instructions "
@@ -480,13 +530,32 @@ class LuaScript:
             raise LuaError(f"{self.field} {second}")
         raise LuaError(f"{self.field} failed: {second}")
 
-    def _from_lua(self, kinds: object, vals: object) -> Any:
+    def _call_lua(
+        self, kinds: list[str], vals: list[object], mode: int, memory: str
+    ) -> tuple[bool, object, object]:
+        result: tuple[bool, object, object]
         try:
-            by_index = dict(cast(Any, vals).items())
+            if kinds[0] in "vn":
+                result = self._run(self._chunk, None, vals[0] if vals else None, mode)
+            else:
+                result = self._run(self._chunk, "".join(kinds), self._runtime.table_from(vals), mode)
+            return result
+        except _lupa.LuaMemoryError:  # pragma: no cover - the Lua side reports memory errors itself
+            raise LuaError(memory) from None
+        except _lupa.LuaError as exc:  # pragma: no cover - the Lua side catches the script's errors
+            raise LuaError(f"{self.field} failed: {exc}") from None
+        except UnicodeEncodeError as exc:
+            raise LuaError(
+                f"{self.field}: the event data holds a string that is not valid Unicode: {exc}"
+            ) from None
         except UnicodeDecodeError:
             raise LuaError(f"{self.field} returned a string that is not valid UTF-8") from None
-        values = (by_index[i] for i in range(1, len(by_index) + 1))
-        return _unflatten(iter(cast(str, kinds)), values)
+        finally:
+            self._runtime.set_max_memory(0)
+
+    @staticmethod
+    def _parse(text: object) -> Any:
+        return orjson.loads(cast(str, text))
 
 
 class LuaScriptFilter:

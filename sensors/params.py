@@ -10,8 +10,8 @@ Resolution of one ``src`` (:func:`resolve_value`):
      ``{"context": {...}, "data": "<base64 of the data bytes>"}``, as Argo serializes it;
    * ``dataKey`` looks up a gjson path in the event data, ``contextKey`` in the context
      (``id, source, specversion, type, datacontenttype, subject, time``); data wins when both are set;
-   * a template would be tried first, then the key, then ``value`` (templates are rejected when a
-     manifest is loaded today; :func:`_render_template` is where they go);
+   * the template (``dataTemplate``/``contextTemplate``, Go template + sprig over ``.Input``) is
+     tried first, then the key, then ``value``; a template error or empty output falls back;
    * found: objects and arrays as compact JSON, ``null`` as ``null``, strings as they are, numbers and
      booleans as gjson prints them; only strings count as strings for ``useRawData``;
    * not found: ``value`` if set, else :class:`ParameterError`.
@@ -40,6 +40,7 @@ import orjson
 from sensors.event import Event
 from sensors.paths import PathError, compact_json, lookup, set_path
 from sensors.spec import TriggerParameter, TriggerParameterSource
+from sensors.templates import TemplateError, compile_template
 
 __all__ = [
     "ParameterError",
@@ -81,15 +82,18 @@ def event_json(event: Event) -> str:
 
 
 def _render_template(template: str, document: Any) -> str | None:
-    """Where Go templates with sprig functions (``dataTemplate``/``contextTemplate``) will be rendered.
+    """Render a ``dataTemplate``/``contextTemplate`` (Go template + sprig) with ``.Input`` = the document.
 
-    Argo renders with ``.Input`` = the document and falls back to the key on an error or an empty
-    result (``None`` here). Not implemented yet: manifests with templates are rejected on load.
+    As in Argo, an execution error or an empty (or ``<no value>``) result gives ``None``: the
+    caller falls back to the key, then to ``value``.
     """
-    raise ParameterError(
-        "parameter templates (dataTemplate, contextTemplate) are not implemented yet; "
-        "use dataKey or contextKey"
-    )
+    try:
+        out = compile_template(template).render({"Input": document})
+    except TemplateError:
+        return None
+    if out in ("", "<no value>"):
+        return None
+    return out
 
 
 def resolve_value(src: TriggerParameterSource, events: Mapping[str, Event]) -> ResolvedValue | None:
@@ -136,9 +140,7 @@ def _write(doc: Any, dest: str, value: Any) -> Any:
         raise ParameterError(f"cannot write parameter dest '{dest}': {exc}") from None
 
 
-def apply_parameters(
-    doc: Any, parameters: Sequence[TriggerParameter], events: Mapping[str, Event]
-) -> Any:
+def apply_parameters(doc: Any, parameters: Sequence[TriggerParameter], events: Mapping[str, Event]) -> Any:
     """A new document: ``doc`` (not modified, nothing shared) with each parameter written at its ``dest``.
 
     Used for trigger-level parameters (on the trigger template, e.g. to change ``http.url``) and

@@ -44,7 +44,8 @@ class CronSchedule:
         """The latest tick at or before ``now``."""
         local = now.astimezone(self.tz)
         itr = croniter(self.cron, local)
-        if itr.match(self.cron, local.replace(second=0, microsecond=0)) and local.second == 0 == local.microsecond:
+        on_tick = local.second == 0 and local.microsecond == 0
+        if on_tick and itr.match(self.cron, local):
             return local
         prev: datetime = itr.get_prev(datetime)
         return prev

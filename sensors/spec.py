@@ -95,6 +95,16 @@ def _not_implemented(kind: str, name: str, supported: tuple[str, ...]) -> str:
 # --------------------------------------------------------------------------- common
 
 
+def _check_template(text: str) -> None:
+    """A Go template must compile (syntax, known functions, argument counts) when a manifest loads."""
+    from sensors.templates import TemplateError, compile_template
+
+    try:
+        compile_template(text)
+    except TemplateError as exc:
+        raise ValueError(str(exc)) from None
+
+
 class ObjectMeta(BaseModel):
     """Kubernetes object metadata; fields other than these are kept but not used."""
 
@@ -401,7 +411,7 @@ class DataFilter(ArgoModel):
     @classmethod
     def _template(cls, value: str | None) -> str | None:
         if value:
-            raise ValueError("data filter templates are not implemented yet; remove 'template'")
+            _check_template(value)
         return value
 
     @field_validator("path")
@@ -486,7 +496,12 @@ class EventDependencyFilter(ArgoModel):
     @classmethod
     def _script(cls, value: str | None) -> str | None:
         if value:
-            raise ValueError("Lua script filters are not implemented; use data filters")
+            from sensors.lua import LuaError, LuaScript
+
+            try:
+                LuaScript(value, field="filters.script")
+            except LuaError as exc:
+                raise ValueError(str(exc)) from None
         return value
 
 
@@ -495,8 +510,16 @@ class EventDependencyTransformer(ArgoModel):
     script: str | None = None
 
     @model_validator(mode="after")
-    def _unsupported(self) -> EventDependencyTransformer:
-        raise ValueError("transforms (jq, script) are not implemented yet; remove 'transform'")
+    def _compiles(self) -> EventDependencyTransformer:
+        from sensors.transform import TransformError, compile_transform
+
+        if not (self.jq or self.script):
+            raise ValueError("a transform needs 'jq' or 'script'")
+        try:
+            compile_transform(self.jq, self.script)
+        except TransformError as exc:
+            raise ValueError(str(exc)) from None
+        return self
 
 
 class EventDependency(ArgoModel):
@@ -533,7 +556,7 @@ class TriggerParameterSource(ArgoModel):
     @classmethod
     def _templates(cls, value: str | None) -> str | None:
         if value:
-            raise ValueError("parameter templates are not implemented yet; use dataKey or contextKey")
+            _check_template(value)
         return value
 
     @field_validator("value", mode="before")

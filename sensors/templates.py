@@ -42,7 +42,7 @@ Deliberate differences from Go/sprig:
 * upper/lower/title use Unicode simple case mappings per character, as Go does, but from Python's
   tables (a few characters whose only mapping is a full one are left as they are);
 * regular expressions are Python's ``re`` after a translation of RE2 syntax
-  (:func:`sensors.filters.go_regex`); the match loops (``regexFindAll``, ``regexReplaceAll``,
+  (:func:`sensors.goregex.go_regex`); the match loops (``regexFindAll``, ``regexReplaceAll``,
   ``regexSplit``) follow Go's rules for empty matches. Python backtracks: a pathological pattern can
   be slow on crafted data;
 * a render stops with :class:`TemplateError` after :data:`MAX_STEPS` steps or :data:`MAX_OUTPUT`
@@ -74,6 +74,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any, Final, NoReturn, TypeVar
 
+from sensors.goregex import go_regex
 from sensors.paths import go_parse_float
 
 __all__ = [
@@ -3281,7 +3282,6 @@ def _path_is_abs(path: str) -> bool:
 def _compiled_regex(pattern: str) -> re.Pattern[str]:
     # sensors.filters will import this module (data filter templates); importing it here, at the
     # first regex call, keeps the two modules free of an import cycle.
-    from sensors.filters import go_regex
 
     return go_regex(pattern)
 

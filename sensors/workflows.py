@@ -208,9 +208,7 @@ def workflow_from_cron(
 # --------------------------------------------------------------------------- resubmit / retry / resume
 
 
-def resubmit_workflow(
-    wf: Mapping[str, Any], overrides: Sequence[Mapping[str, Any]] = ()
-) -> dict[str, Any]:
+def resubmit_workflow(wf: Mapping[str, Any], overrides: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """A new Workflow from an existing one, as ``argo resubmit`` builds it (``FormulateResubmitWorkflow``
     without memoization): same spec (no shutdown, no zero deadline), the user labels and annotations,
     the owner references, and the ``resubmitted-from-workflow`` label."""

@@ -201,3 +201,31 @@ def test_invalid_cron_or_zone_is_a_validation_error() -> None:
         _reset_sensor(cron="61 * * * *")
     with pytest.raises(ValidationError, match="unknown time zone"):
         _reset_sensor(tz="Mars/Olympus")
+
+
+def test_transform_runs_before_filters_and_feeds_parameters() -> None:
+    transform = {"jq": ".body.kind |= ascii_downcase"}
+    filters = {"data": [{"path": "body.kind", "type": "string", "value": ["^fastq$"]}]}
+    engine = SensorEngine(sensor([dep("d", transform=transform, filters=filters)], [log_trigger("t")]))
+    e1 = event(data={"body": {"kind": "FASTQ"}})
+    out = engine.observe(e1, T0)
+    assert len(out.fires) == 1
+    fired = out.fires[0].events["d"]
+    assert fired.id == e1.id and fired.data == {"body": {"kind": "fastq"}}
+    assert out.released == [e1.id]
+
+
+def test_failing_transform_discards_the_event() -> None:
+    engine = SensorEngine(sensor([dep("d", transform={"jq": ".body.items[0]"})], [log_trigger("t")]))
+    e1 = event(data={"body": {"items": ["not an object"]}})
+    out = engine.observe(e1, T0)
+    assert out.fires == [] and out.released == [e1.id]
+    assert "JSON object" in " ".join(out.discarded[0].errors)
+
+
+def test_lua_transform_and_expr_filter_together() -> None:
+    transform = {"script": "event.body.total = event.body.a + event.body.b; return event"}
+    filters = {"exprs": [{"expr": "total > 10", "fields": [{"name": "total", "path": "body.total"}]}]}
+    engine = SensorEngine(sensor([dep("d", transform=transform, filters=filters)], [log_trigger("t")]))
+    assert len(engine.observe(event(data={"body": {"a": 4, "b": 9}}), T0).fires) == 1
+    assert engine.observe(event(data={"body": {"a": 1, "b": 2}}), T0).fires == []

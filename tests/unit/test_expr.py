@@ -386,6 +386,11 @@ def test_ternary_else_and_coalescence_treat_only_null_as_missing() -> None:
         ("x - 1", {"x": [1, 2]}, "left side is an array of 2"),
         ("x - 1", {"x": "y" * 50}, '"' + "y" * 37 + '..." (a string)'),
         ("x - 1", {"x": object()}, "left side is object"),
+        ("'a' - x", {"x": 1e300}, 'left side is "a"'),
+        ("x - 'a'", {"x": 1e300}, 'right side is "a"'),
+        ("x && true", {"x": 1e300}, "left side is 1e+300 (a number)"),
+        ("x && true", {"x": 0.5}, "left side is 0.5 (a number)"),
+        ("x && true", {"x": math.nan}, "left side is NaN (a number)"),
     ],
 )
 def test_type_errors_say_which_operator_and_value(text: str, params: dict[str, Any], message: str) -> None:

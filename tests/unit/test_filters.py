@@ -107,14 +107,25 @@ NESTED = {"k": True, "k1": {"k": 3.14, "k2": "hello, world"}}
         ),
         # multipath paths with regular expressions
         (
-            [{"path": '[k,k1.a.#(k2=="v2").k2]', "type": "string", "value": ["\\bv\\b.*\\bv2\\b"],
-              "comparator": "="}],
+            [
+                {
+                    "path": '[k,k1.a.#(k2=="v2").k2]',
+                    "type": "string",
+                    "value": ["\\bv\\b.*\\bv2\\b"],
+                    "comparator": "=",
+                }
+            ],
             {"k": "v", "k1": {"a": [{"k2": "v2"}]}},
             True,
         ),
         (
-            [{"path": '[k,k1.a.#(k2=="v2").k2,,k1.a.#(k2=="v3").k2]', "type": "string",
-              "value": ["(\\bz\\b.*\\bv2\\b)|(\\bv\\b.*(\\bv2\\b.*\\bv3\\b))"]}],
+            [
+                {
+                    "path": '[k,k1.a.#(k2=="v2").k2,,k1.a.#(k2=="v3").k2]',
+                    "type": "string",
+                    "value": ["(\\bz\\b.*\\bv2\\b)|(\\bv\\b.*(\\bv2\\b.*\\bv3\\b))"],
+                }
+            ],
             {"k": "v", "k1": {"a": [{"k2": "v2"}, {"k2": "v3"}]}},
             True,
         ),
@@ -301,8 +312,13 @@ def test_bad_values_in_or_mode_are_collected() -> None:
     [
         # Argo walks the values in order: a matching value before a bad one passes
         (["5", "x"], 5, FilterResult(True)),
-        (["x", "5"], 5, FilterResult(False, ("data filter error (value 'x' of the number filter on path 'k' "
-                                            "is not a number)",))),
+        (
+            ["x", "5"],
+            5,
+            FilterResult(
+                False, ("data filter error (value 'x' of the number filter on path 'k' is not a number)",)
+            ),
+        ),
     ],
 )
 def test_values_are_judged_in_order(values: list[str], field: Any, result: FilterResult) -> None:
@@ -324,19 +340,32 @@ def test_string_values_in_order() -> None:
 def _raw_dependency(data: list[DataFilter]) -> EventDependency:
     """A dependency built without validation, as an older manifest or a bypassed check could give."""
     filters = EventDependencyFilter.model_construct(
-        data=data, exprs=[], data_logical_operator="", expr_logical_operator="", time=None, context=None,
+        data=data,
+        exprs=[],
+        data_logical_operator="",
+        expr_logical_operator="",
+        time=None,
+        context=None,
         script=None,
     )
     return EventDependency.model_construct(
-        name="d", event_source_name="webhook", event_name="example", filters=filters,
-        filters_logical_operator="", transform=None,
+        name="d",
+        event_source_name="webhook",
+        event_name="example",
+        filters=filters,
+        filters_logical_operator="",
+        transform=None,
     )
 
 
 def _raw_data_filter(**fields: Any) -> DataFilter:
     """A data filter built without validation (values the manifest checks would refuse)."""
     defaults: dict[str, Any] = {
-        "path": "k", "type": "string", "value": ["v"], "comparator": "", "template": None
+        "path": "k",
+        "type": "string",
+        "value": ["v"],
+        "comparator": "",
+        "template": None,
     }
     return DataFilter.model_construct(**{**defaults, **fields})
 
@@ -357,19 +386,47 @@ def test_unknown_number_comparator_never_passes() -> None:
     assert evaluate(_raw_dependency([odd]), event({"k": 1})) == FilterResult(False)
 
 
-def test_templates_are_refused_at_compile_time() -> None:
-    templated = _raw_data_filter(template="{{ .Input }}")
-    with pytest.raises(FilterCompileError, match="templates are not implemented"):
-        compile_filters(_raw_dependency([templated]))
+@pytest.mark.parametrize(
+    ("template", "value", "data", "expected"),
+    [
+        # the template sees the value as a string (.Input) and its output is compared
+        ("{{ .Input | upper }}", ["^FASTQ$"], {"k": "fastq"}, FilterResult(True)),
+        ('{{ .Input | trimSuffix ".gz" }}', [r"\.fastq$"], {"k": "a.fastq.gz"}, FilterResult(True)),
+        ("{{ len .Input }}", ["^3$"], {"k": "abc"}, FilterResult(True)),
+        ("{{ .Input | lower }}", ["^fastq$"], {"k": "BAM"}, FilterResult(False)),
+    ],
+)
+def test_data_filter_template(template: str, value: list[str], data: Any, expected: FilterResult) -> None:
+    templated = _raw_data_filter(template=template, value=value)
+    assert evaluate(_raw_dependency([templated]), event(data)) == expected
 
 
-def test_script_is_refused_at_compile_time() -> None:
-    # exprs are implemented: tests/unit/test_expr_filters.py
+def test_data_filter_template_number_and_errors() -> None:
+    number = _raw_data_filter(
+        template='{{ .Input | trimPrefix "n=" }}', type="number", comparator=">", value=["10"]
+    )
+    assert evaluate(_raw_dependency([number]), event({"k": "n=42"})) == FilterResult(True)
+    empty = _raw_data_filter(template="{{ if false }}x{{ end }}")
+    result = evaluate(_raw_dependency([empty]), event({"k": "v"}))
+    assert not result.passed and "template evaluated to empty string or no value" in result.errors[0]
+    failing = _raw_data_filter(template="{{ index .Input 5 }}")
+    result = evaluate(_raw_dependency([failing]), event({"k": "v"}))
+    assert not result.passed and "template error on path 'k'" in result.errors[0]
+    with pytest.raises(FilterCompileError, match="data filter template on path 'k'"):
+        compile_filters(_raw_dependency([_raw_data_filter(template="{{ nosuchfunction .Input }}")]))
+
+
+def test_script_filter() -> None:
     base = _raw_dependency([])
     assert base.filters is not None
-    with_script = base.filters.model_copy(update={"script": "return true"})
-    with pytest.raises(FilterCompileError, match="script"):
-        CompiledFilter(with_script)
+    passing = CompiledFilter(base.filters.model_copy(update={"script": "return event.k == 'v'"}))
+    assert passing.evaluate(event({"k": "v"})) == FilterResult(True)
+    assert passing.evaluate(event({"k": "w"})) == FilterResult(False)
+    broken = CompiledFilter(base.filters.model_copy(update={"script": "return event.k.x.y"}))
+    result = broken.evaluate(event({"k": "v"}))
+    assert not result.passed and "script filter error" in result.errors[0]
+    with pytest.raises(FilterCompileError):
+        CompiledFilter(base.filters.model_copy(update={"script": "return ("}))
 
 
 # --------------------------------------------------------------------------- context
@@ -400,7 +457,12 @@ def _day(hour: int, minute: int, second: int, day: int = 15) -> datetime:
 
 
 ARGO_TIMES = [
-    _day(0, 0, 0), _day(4, 5, 6), _day(8, 9, 10), _day(12, 13, 14), _day(16, 17, 18), _day(20, 21, 22)
+    _day(0, 0, 0),
+    _day(4, 5, 6),
+    _day(8, 9, 10),
+    _day(12, 13, 14),
+    _day(16, 17, 18),
+    _day(20, 21, 22),
 ]
 
 
@@ -473,7 +535,12 @@ def test_bad_clock_values_are_errors() -> None:
     for start in ("9am", "25:00:00"):
         spec = TimeFilter.model_construct(start=start, stop="10:00:00", timezone=None)
         filters = EventDependencyFilter.model_construct(
-            time=spec, context=None, data=[], exprs=[], data_logical_operator="", expr_logical_operator="",
+            time=spec,
+            context=None,
+            data=[],
+            exprs=[],
+            data_logical_operator="",
+            expr_logical_operator="",
             script=None,
         )
         result = CompiledFilter(filters).evaluate(event({}))

@@ -3,6 +3,7 @@ sandbox walls, the instruction and memory limits, and the JSON <-> Lua conversio
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from enum import IntEnum
@@ -10,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sensors.lua import (
     DEFAULT_LIMITS,
@@ -45,7 +48,9 @@ def test_argo_syntax_error_is_reported_when_the_filter_is_compiled() -> None:
 
 def test_argo_runtime_error_is_an_error_not_false() -> None:
     script = compile_script_filter('if a.a == "hello" then return true else return false end')
-    with pytest.raises(LuaError, match=r"filters\.script failed: script:1: attempt to index a nil value \(global 'a'\)"):
+    with pytest.raises(
+        LuaError, match=r"filters\.script failed: script:1: attempt to index a nil value \(global 'a'\)"
+    ):
         script.evaluate({"a": "hello"})
 
 
@@ -117,11 +122,15 @@ def run(source: str, data: Any = None, limits: LuaLimits = DEFAULT_LIMITS) -> An
     ],
 )
 def test_dangerous_globals_fail_with_a_clear_error(source: str, name: str) -> None:
-    with pytest.raises(LuaError, match=rf"script:1: '{name}' is not available in the Lua sandbox \(available: "):
+    with pytest.raises(
+        LuaError, match=rf"script:1: '{name}' is not available in the Lua sandbox \(available: "
+    ):
         run(source)
 
 
-@pytest.mark.parametrize("source", ["local f = string.dump(print) return f", "local s = ''; local f = s:dump() return f"])
+@pytest.mark.parametrize(
+    "source", ["local f = string.dump(print) return f", "local s = ''; local f = s:dump() return f"]
+)
 def test_string_dump_is_refused(source: str) -> None:
     with pytest.raises(LuaError, match=r"script:1: 'string.dump' is not available in the Lua sandbox"):
         run(source)
@@ -140,7 +149,9 @@ def test_sandbox_escapes_have_no_effect_on_the_filesystem(tmp_path: Path) -> Non
 
 
 def test_no_path_leads_back_to_the_real_globals() -> None:
-    names = run("local names = {} for k in pairs(_G) do names[#names + 1] = k end table.sort(names) return names")
+    names = run(
+        "local names = {} for k in pairs(_G) do names[#names + 1] = k end table.sort(names) return names"
+    )
     assert set(names).isdisjoint({"os", "io", "require", "load", "debug", "package", "python", "coroutine"})
     assert "string" in names and "event" in names
     assert run("return rawget(_G, 'os') == nil and _G == _ENV") is True
@@ -208,7 +219,7 @@ def test_the_instruction_budget_is_per_call() -> None:
 
 
 def test_runaway_recursion_is_an_error() -> None:
-    with pytest.raises(LuaError, match="stack overflow|Lua instructions"):
+    with pytest.raises(LuaError, match=r"stack overflow|Lua instructions|memory"):
         run("local function f() return 1 + f() end return f()")
 
 
@@ -248,7 +259,7 @@ def test_limits_are_validated() -> None:
         LuaLimits(max_instructions=10)
     with pytest.raises(ValueError, match="max_memory must be at least 1 MiB"):
         LuaLimits(max_memory=1000)
-    assert DEFAULT_LIMITS == LuaLimits(10_000_000, 64 * 1024 * 1024)
+    assert LuaLimits(10_000_000, 64 * 1024 * 1024) == DEFAULT_LIMITS
 
 
 # --------------------------------------------------------------------------- conversions
@@ -280,7 +291,11 @@ def test_integers_beyond_64_bits_become_floats() -> None:
 def test_round_trip_keeps_nested_structure() -> None:
     data = {
         "header": {"Content-Type": ["application/json"]},
-        "body": {"items": [{"a": 1, "b": [True, False]}, {"a": 2, "b": []}], "empty": {}, "nested": [[1], [2, 3]]},
+        "body": {
+            "items": [{"a": 1, "b": [True, False]}, {"a": 2, "b": []}],
+            "empty": {},
+            "nested": [[1], [2, 3]],
+        },
         "metadata": {},
     }
     assert run("return event", data) == data
@@ -334,7 +349,10 @@ def test_object_keys_come_back_sorted() -> None:
         ("return print", r"returned a function, which JSON cannot hold"),
         ("return {f = function() end}", r"returned a function, which JSON cannot hold"),
         ("return {[{}] = 1}", r"returned a table with a table as a key; JSON object keys are strings"),
-        ("local t = {} t.self = t return t", r"nested deeper than 256 levels \(a table that contains itself\?\)"),
+        (
+            "local t = {} t.self = t return t",
+            r"nested deeper than 256 levels \(a table that contains itself\?\)",
+        ),
         ("return setmetatable({[1000000] = 1}, {__is_array = true})", r"more than 100000 holes"),
         ("return string.char(255)", r"returned a string that is not valid UTF-8"),
         ("return {[string.char(255)] = 1}", r"returned a string that is not valid UTF-8"),
@@ -385,9 +403,9 @@ def test_json_scalar_subclasses_are_accepted() -> None:
 
 def test_deeply_nested_event_data_is_bounded() -> None:
     deep: Any = 1
-    for _ in range(255):
+    for _ in range(256):
         deep = [deep]
-    assert run("return event", deep) == deep
+    assert run("return event", deep) == deep  # 256 levels of arrays: the limit
     with pytest.raises(LuaError, match="nested deeper than 256 levels"):
         run("return true", [deep])
 
@@ -416,3 +434,29 @@ def test_one_script_shared_by_threads_gives_each_caller_its_own_answer() -> None
     for thread in threads:
         thread.join()
     assert failures == []
+
+
+# --------------------------------------------------------------------------- round trip (property)
+
+_json_scalars = (
+    st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+)
+_json_values = st.recursive(
+    _json_scalars,
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5)
+    ),
+    max_leaves=25,
+)
+_ECHO = LuaScript("return event")
+
+
+@settings(max_examples=300, deadline=None)
+@given(_json_values)
+def test_json_without_nulls_survives_the_trip_through_lua(value: Any) -> None:
+    result = _ECHO.run(value)
+    assert result == value
+    assert json.dumps(result, sort_keys=True) == json.dumps(value, sort_keys=True)  # types too: 1 vs 1.0

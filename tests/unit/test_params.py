@@ -39,7 +39,11 @@ DATA: dict[str, Any] = {
 
 def make_event(data: Any = DATA, **context: Any) -> Event:
     fields: dict[str, Any] = {
-        "id": "1", "source": "webhook-gateway", "subject": "example-1", "type": "webhook", "time": T0,
+        "id": "1",
+        "source": "webhook-gateway",
+        "subject": "example-1",
+        "type": "webhook",
+        "time": T0,
     }
     fields.update(context)
     return Event(data=data, **fields)
@@ -53,8 +57,9 @@ def src(**fields: Any) -> TriggerParameterSource:
 
 
 def param(dest: str, operation: str = "", **source: Any) -> TriggerParameter:
-    return TriggerParameter.model_validate({"src": {"dependencyName": "fake-dependency", **source},
-                                            "dest": dest, "operation": operation})
+    return TriggerParameter.model_validate(
+        {"src": {"dependencyName": "fake-dependency", **source}, "dest": dest, "operation": operation}
+    )
 
 
 # --------------------------------------------------------------------------- resolve_value
@@ -108,7 +113,13 @@ def test_whole_event_when_no_key_and_no_value() -> None:
     assert list(doc) == ["context", "data"]
     assert doc["context"] == EVENTS["fake-dependency"].context()
     assert list(doc["context"]) == [
-        "id", "source", "specversion", "type", "datacontenttype", "subject", "time"
+        "id",
+        "source",
+        "specversion",
+        "type",
+        "datacontenttype",
+        "subject",
+        "time",
     ]
     assert orjson.loads(base64.b64decode(doc["data"])) == DATA
     assert resolved.text == event_json(EVENTS["fake-dependency"])
@@ -153,22 +164,35 @@ def test_absent_dependency_skips_or_uses_the_default() -> None:
     assert resolve_value(src(contextKey="subject"), other) is None
 
 
-def test_templates_have_their_place_but_are_not_implemented() -> None:
-    for field in ("data_template", "context_template"):
-        fields: dict[str, Any] = {
-            "dependency_name": "fake-dependency", "context_key": None, "context_template": None,
-            "data_key": None, "data_template": None, "value": None, "use_raw_data": False,
-        }
-        fields[field] = "{{ .Input.name.first }}"
-        source = TriggerParameterSource.model_construct(**fields)
-        with pytest.raises(ParameterError, match=r"templates \(dataTemplate, contextTemplate\) are not"):
-            resolve_value(source, EVENTS)
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"data_template": "{{ .Input.name.first | upper }}"}, "FAKE"),
+        ({"data_template": "{{ .Input.name.missing }}", "data_key": "name.first"}, "fake"),  # <no value>: key
+        ({"data_template": "{{ index .Input.countries 9 }}", "value": "dflt"}, "dflt"),  # error: value
+        ({"context_template": "{{ .Input.subject }}-{{ .Input.type }}"}, None),
+    ],
+)
+def test_templates_render_with_fallbacks(fields: dict[str, Any], expected: str | None) -> None:
+    source = _source_with_template(**fields)
+    resolved = resolve_value(source, EVENTS)
+    assert resolved is not None
+    if expected is None:
+        event = EVENTS["fake-dependency"]
+        assert resolved.text == f"{event.subject}-{event.type}"
+    else:
+        assert resolved.text == expected
 
 
 def _source_with_template(**fields: Any) -> TriggerParameterSource:
     doc: dict[str, Any] = {
-        "dependency_name": "fake-dependency", "context_key": None, "context_template": None,
-        "data_key": None, "data_template": None, "value": None, "use_raw_data": False,
+        "dependency_name": "fake-dependency",
+        "context_key": None,
+        "context_template": None,
+        "data_key": None,
+        "data_template": None,
+        "value": None,
+        "use_raw_data": False,
     }
     doc.update(fields)
     return TriggerParameterSource.model_construct(**doc)
@@ -198,8 +222,9 @@ def test_template_slot_order(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_webhook_get_query_arrays() -> None:
     # A GET webhook puts the query in `body` with array values: ?aaa=b%20b&ccc=d%20d
-    event = make_event(data={"header": {"Accept": ["*/*"]}, "body": {"aaa": ["b b"], "ccc": ["d d"]},
-                             "metadata": {}})
+    event = make_event(
+        data={"header": {"Accept": ["*/*"]}, "body": {"aaa": ["b b"], "ccc": ["d d"]}, "metadata": {}}
+    )
     events = {"fake-dependency": event}
     assert resolve_value(src(dataKey="body.aaa.0"), events) == ResolvedValue("b b")
     assert resolve_value(src(dataKey="body.aaa"), events) == ResolvedValue('["b b"]', False)
@@ -217,9 +242,11 @@ def test_json_value() -> None:
 
 # --------------------------------------------------------------------------- apply_parameters
 
-APPLY_EVENTS = {"fake-dependency": make_event(
-    data={"name": {"first": "fake", "last": "user"}, "age": 100, "countries": ["ca", "us", "mx"]}
-)}
+APPLY_EVENTS = {
+    "fake-dependency": make_event(
+        data={"name": {"first": "fake", "last": "user"}, "age": 100, "countries": ["ca", "us", "mx"]}
+    )
+}
 
 
 @pytest.mark.parametrize(
@@ -230,10 +257,16 @@ APPLY_EVENTS = {"fake-dependency": make_event(
         ({"name": "faker"}, [param("name", "prepend", dataKey="name.first")], {"name": "fakefaker"}),
         ({"name": "faker"}, [param("name", "append", dataKey="name.first")], {"name": "fakerfake"}),
         ({"name": "faker"}, [param("name", "overwrite", dataKey="name.first")], {"name": "fake"}),
-        ({"name": "faker"}, [param("name", "overwrite", dataKey="name")],
-         {"name": '{"first":"fake","last":"user"}'}),
-        ({"name": "faker"}, [param("name", "overwrite", dataKey="name", useRawData=True)],
-         {"name": {"first": "fake", "last": "user"}}),
+        (
+            {"name": "faker"},
+            [param("name", "overwrite", dataKey="name")],
+            {"name": '{"first":"fake","last":"user"}'},
+        ),
+        (
+            {"name": "faker"},
+            [param("name", "overwrite", dataKey="name", useRawData=True)],
+            {"name": {"first": "fake", "last": "user"}},
+        ),
         (
             {"age": "this-gets-over-written", "ageWithYears": "Years: "},
             [
@@ -262,11 +295,17 @@ APPLY_EVENTS = {"fake-dependency": make_event(
         # the default value of an absent key
         ({}, [param("a", dataKey="missing", value="dflt")], {"a": "dflt"}),
         # array destinations, sjson style
-        ({"args": [{"name": "a", "value": "1"}]}, [param("args.1.value", dataKey="name.last")],
-         {"args": [{"name": "a", "value": "1"}, {"value": "user"}]}),
+        (
+            {"args": [{"name": "a", "value": "1"}]},
+            [param("args.1.value", dataKey="name.last")],
+            {"args": [{"name": "a", "value": "1"}, {"value": "user"}]},
+        ),
         ({"args": ["x"]}, [param("args.-1", dataKey="name.last")], {"args": ["x", "user"]}),
-        ({"labels": {}}, [param("labels.app\\.kubernetes\\.io/name", dataKey="name.first")],
-         {"labels": {"app.kubernetes.io/name": "fake"}}),
+        (
+            {"labels": {}},
+            [param("labels.app\\.kubernetes\\.io/name", dataKey="name.first")],
+            {"labels": {"app.kubernetes.io/name": "fake"}},
+        ),
         # parameters apply in order, each on the result of the previous
         ({"v": "m"}, [param("v", "append", value="1"), param("v", "prepend", value="0")], {"v": "0m1"}),
     ],
@@ -287,16 +326,20 @@ def test_tutorial_prepend_and_workflow_argument() -> None:
     }
     events = {"test-dep": make_event(data={"header": {}, "body": {"message": "hey!!", "name": "foobar"}})}
     parameters = [
-        TriggerParameter.model_validate({
-            "src": {"dependencyName": "test-dep", "dataKey": "body.message"},
-            "dest": "spec.arguments.parameters.0.value",
-            "operation": "prepend",
-        }),
-        TriggerParameter.model_validate({
-            "src": {"dependencyName": "test-dep", "dataKey": "body.name"},
-            "dest": "metadata.generateName",
-            "operation": "append",
-        }),
+        TriggerParameter.model_validate(
+            {
+                "src": {"dependencyName": "test-dep", "dataKey": "body.message"},
+                "dest": "spec.arguments.parameters.0.value",
+                "operation": "prepend",
+            }
+        ),
+        TriggerParameter.model_validate(
+            {
+                "src": {"dependencyName": "test-dep", "dataKey": "body.name"},
+                "dest": "metadata.generateName",
+                "operation": "append",
+            }
+        ),
     ]
     result = apply_parameters(workflow, parameters, events)
     assert result["spec"]["arguments"]["parameters"][0] == {"name": "message", "value": "hey!!hello world"}
@@ -344,8 +387,9 @@ def test_apply_parameters_errors() -> None:
 PAYLOAD_EVENTS = {
     "fake-dependency": make_event(data={"firstName": "fake"}),
     "another-fake-dependency": make_event(data={"lastName": "foo"}, id="2"),
-    "use-event-data-type": make_event(data={"age": 100, "isActive": False, "countries": ["ca", "us", "mx"]},
-                                      id="3"),
+    "use-event-data-type": make_event(
+        data={"age": 100, "isActive": False, "countries": ["ca", "us", "mx"]}, id="3"
+    ),
 }
 
 
@@ -364,8 +408,12 @@ def test_argo_construct_payload() -> None:
     ]
     body = orjson.loads(construct_payload(parameters, PAYLOAD_EVENTS))
     assert body == {
-        "firstName": "fake", "lastName": "foo", "age": 100, "isActive": False,
-        "typelessAge": "100", "typelessIsActive": "false",
+        "firstName": "fake",
+        "lastName": "foo",
+        "age": 100,
+        "isActive": False,
+        "typelessAge": "100",
+        "typelessIsActive": "false",
     }
     unknown = [
         payload_param("fake-dependency", "firstName", dataKey="unknown", value="faker"),
@@ -377,8 +425,10 @@ def test_argo_construct_payload() -> None:
 
 def test_payload_body_from_the_event_body() -> None:
     events = {"dep": make_event(data={"header": {}, "body": {"name": "x", "n": [1, 2]}})}
-    parameters = [payload_param("dep", "body.name", dataKey="body.name"),
-                  payload_param("dep", "count", dataKey="body.n.#", useRawData=True)]
+    parameters = [
+        payload_param("dep", "body.name", dataKey="body.name"),
+        payload_param("dep", "count", dataKey="body.n.#", useRawData=True),
+    ]
     assert orjson.loads(construct_payload(parameters, events)) == {"body": {"name": "x"}, "count": 2}
 
 
