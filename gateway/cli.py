@@ -231,7 +231,7 @@ def run(
     )
     try:
         code = _event_loop_runner()(serve(manifests, settings, secrets))
-    except (OSError, KubeError) as exc:
+    except (OSError, KubeError, ConfigError) as exc:
         log.error("cannot start: %s", exc)
         raise typer.Exit(code=1) from None
     raise typer.Exit(code=code)

@@ -7,6 +7,7 @@ event name (the key under the source type), ``data`` the JSON payload of the sou
 from __future__ import annotations
 
 import hashlib
+import itertools
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,9 +23,17 @@ class EnvelopeError(ValueError):
     """A stored or received envelope cannot be decoded."""
 
 
+_ID_PREFIX = uuid.uuid4().hex[:16]
+_ID_COUNTER = itertools.count(1)
+
+
 def random_event_id() -> str:
-    """An id as Argo Events makes one: a UUIDv4, hex-encoded without dashes (32 characters)."""
-    return uuid.uuid4().hex
+    """A unique 32-hex-character id for an event without upstream identity (Argo: a UUIDv4).
+
+    A random 64-bit prefix chosen when the process starts, then a counter: unique across
+    processes and restarts, and cheap enough for the webhook's hot path.
+    """
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
 def deterministic_event_id(*parts: str) -> str:

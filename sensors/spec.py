@@ -50,7 +50,7 @@ ARGO_SOURCE_TYPES = (
     "stripe",
     "webhook",
 )
-SUPPORTED_SOURCE_TYPES = ("webhook",)
+SUPPORTED_SOURCE_TYPES = ("amqp", "kafka", "webhook")
 
 # Every trigger type Argo Events knows, and the ones triggergate implements.
 ARGO_TRIGGER_TYPES = (
@@ -272,6 +272,288 @@ class WebhookEventSource(WebhookContext):
         return value
 
 
+def _reject_filter(value: EventSourceFilter | None) -> EventSourceFilter | None:
+    if value is not None:
+        raise ValueError(
+            "EventSource-level filter expressions are not implemented yet; "
+            "filter in the Sensor dependency instead (filters.data)"
+        )
+    return value
+
+
+def _check_yaml_mapping(value: str, field: str, example: str) -> str:
+    """``value`` must be empty or a YAML mapping (Argo parses these strings at run time)."""
+    import yaml
+
+    if not value.strip():
+        return value
+    try:
+        doc = yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{field} must be a YAML mapping (for example {example!r}): {exc}") from None
+    if doc is not None and not isinstance(doc, dict):
+        raise ValueError(f"{field} must be a YAML mapping (for example {example!r}), got {type(doc).__name__}")
+    return value
+
+
+class TLSConfig(ArgoModel):
+    """Argo's ``TLSConfig`` of a client: CA and client certificate from secrets."""
+
+    ca_cert_secret: SecretKeySelector | None = None
+    client_cert_secret: SecretKeySelector | None = None
+    client_key_secret: SecretKeySelector | None = None
+    insecure_skip_verify: bool = False
+    enabled: bool = False
+
+    @model_validator(mode="after")
+    def _argo_rules(self) -> TLSConfig:
+        if self.insecure_skip_verify:
+            return self
+        cert, key = self.client_cert_secret is not None, self.client_key_secret is not None
+        if self.ca_cert_secret is None and not cert and not key and not self.enabled:
+            raise ValueError(
+                "invalid tls config: set caCertSecret, or clientCertSecret and clientKeySecret, or both "
+                "(or enabled: true to use TLS with the system CAs, or insecureSkipVerify: true)"
+            )
+        if cert != key:
+            raise ValueError("invalid tls config: clientCertSecret and clientKeySecret must be set together")
+        return self
+
+
+KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+class SASLConfig(ArgoModel):
+    """Argo's ``SASLConfig``: ``mechanism`` (default ``PLAIN``) with user and password secrets."""
+
+    mechanism: str = "PLAIN"
+    user_secret: SecretKeySelector | None = None
+    password_secret: SecretKeySelector | None = None
+
+    @field_validator("mechanism")
+    @classmethod
+    def _mechanism(cls, value: str) -> str:
+        mechanism = value or "PLAIN"
+        if mechanism in ("OAUTHBEARER", "GSSAPI"):
+            raise ValueError(
+                f"SASL mechanism {mechanism} is not supported by triggergate; "
+                f"supported: {', '.join(KAFKA_SASL_MECHANISMS)}"
+            )
+        if mechanism not in KAFKA_SASL_MECHANISMS:
+            raise ValueError(
+                f"invalid SASL mechanism {value!r}; allowed: {', '.join(KAFKA_SASL_MECHANISMS)} "
+                "(Argo also knows OAUTHBEARER and GSSAPI, which triggergate does not support)"
+            )
+        return mechanism
+
+    @model_validator(mode="after")
+    def _credentials(self) -> SASLConfig:
+        if self.user_secret is None or self.password_secret is None:
+            raise ValueError("invalid sasl config: both userSecret and passwordSecret must be set")
+        return self
+
+
+class KafkaConsumerGroup(ArgoModel):
+    """Argo's ``KafkaConsumerGroup``: consumer-group mode, offsets committed after the bus has the events."""
+
+    group_name: str
+    oldest: bool = False
+    rebalance_strategy: str = "range"
+
+    @field_validator("group_name")
+    @classmethod
+    def _group_name(cls, value: str) -> str:
+        if not value:
+            raise ValueError("groupName must not be empty")
+        return value
+
+
+class KafkaEventSource(ArgoModel):
+    """One entry under ``spec.kafka`` (Argo's ``KafkaEventSource``).
+
+    ``partition`` is required unless ``consumerGroup`` is set. ``config`` is Argo's YAML of
+    ``sarama.Config`` overrides; the keys triggergate maps onto its client are listed in
+    ``docs/sources/kafka.md``. ``schemaRegistry`` and ``awsMskIamAuth`` are not supported.
+    """
+
+    url: str
+    topic: str
+    partition: str | None = None
+    connection_backoff: Backoff | None = None
+    tls: TLSConfig | None = None
+    json_body: bool = False
+    metadata: dict[str, str] = Field(default_factory=dict)
+    consumer_group: KafkaConsumerGroup | None = None
+    limit_events_per_second: int = 0
+    version: str = ""
+    sasl: SASLConfig | None = None
+    filter: EventSourceFilter | None = None
+    config: str = ""
+    schema_registry: Any = None
+    aws_msk_iam_auth: Any = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        brokers = [part.strip() for part in value.split(",")]
+        if not value.strip() or not all(brokers):
+            raise ValueError("url must list the brokers as host:port, comma-separated (e.g. 'kafka:9092')")
+        return value
+
+    @field_validator("topic")
+    @classmethod
+    def _topic(cls, value: str) -> str:
+        if not value:
+            raise ValueError("topic must be specified")
+        return value
+
+    @field_validator("partition", mode="before")
+    @classmethod
+    def _partition(cls, value: Any) -> Any:
+        if value is None or value == "":
+            return None
+        text = str(value)
+        if not text.isdigit():
+            raise ValueError(f"partition must be a partition number such as \"0\", got {value!r}")
+        return text
+
+    @field_validator("limit_events_per_second")
+    @classmethod
+    def _limit(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError("limitEventsPerSecond must be >= 0 (0 means no limit)")
+        return value
+
+    @field_validator("config")
+    @classmethod
+    def _config(cls, value: str) -> str:
+        return _check_yaml_mapping(value, "config", "consumer: {fetch: {min: 1}}")
+
+    @field_validator("filter")
+    @classmethod
+    def _filter(cls, value: EventSourceFilter | None) -> EventSourceFilter | None:
+        return _reject_filter(value)
+
+    @field_validator("schema_registry")
+    @classmethod
+    def _schema_registry(cls, value: Any) -> Any:
+        if value is not None:
+            raise ValueError(
+                "schemaRegistry (Avro decoding) is not supported by triggergate; "
+                "produce JSON values and set jsonBody: true"
+            )
+        return value
+
+    @field_validator("aws_msk_iam_auth")
+    @classmethod
+    def _msk_iam(cls, value: Any) -> Any:
+        if value is not None:
+            raise ValueError(
+                "awsMskIamAuth is not supported by triggergate; use sasl (PLAIN or SCRAM-SHA-512) with tls"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _mode(self) -> KafkaEventSource:
+        if self.partition is None and self.consumer_group is None:
+            raise ValueError(
+                "consumerGroup or partition must be specified (consumerGroup is the mode that loses "
+                "nothing across restarts)"
+            )
+        return self
+
+
+class AMQPExchangeDeclareConfig(ArgoModel):
+    durable: bool = False
+    auto_delete: bool = False
+    internal: bool = False
+    no_wait: bool = False
+
+
+class AMQPQueueDeclareConfig(ArgoModel):
+    """``name`` empty: the queue gets a generated name. ``arguments`` is a YAML mapping (x-arguments)."""
+
+    name: str = ""
+    durable: bool = False
+    auto_delete: bool = False
+    exclusive: bool = False
+    no_wait: bool = False
+    arguments: str = ""
+
+    @field_validator("arguments")
+    @classmethod
+    def _arguments(cls, value: str) -> str:
+        return _check_yaml_mapping(value, "arguments", "x-queue-type: quorum")
+
+
+class AMQPQueueBindConfig(ArgoModel):
+    no_wait: bool = False
+
+
+class AMQPConsumeConfig(ArgoModel):
+    consumer_tag: str = ""
+    auto_ack: bool = False
+    exclusive: bool = False
+    no_local: bool = False
+    no_wait: bool = False
+
+
+class AMQPEventSource(ArgoModel):
+    """One entry under ``spec.amqp`` (Argo's ``AMQPEventSource``), with Argo's defaults.
+
+    As in Argo, a section that is left out gets Argo's defaults (``exchangeDeclare.durable``,
+    ``queueDeclare.exclusive`` and ``consume.autoAck`` true), while a section that is written
+    starts from false for every flag it does not set.
+    """
+
+    url: str = ""
+    url_secret: SecretKeySelector | None = None
+    exchange_name: str
+    exchange_type: str
+    routing_key: str
+    connection_backoff: Backoff | None = None
+    json_body: bool = False
+    tls: TLSConfig | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    exchange_declare: AMQPExchangeDeclareConfig = Field(
+        default_factory=lambda: AMQPExchangeDeclareConfig(durable=True)
+    )
+    queue_declare: AMQPQueueDeclareConfig = Field(default_factory=lambda: AMQPQueueDeclareConfig(exclusive=True))
+    queue_bind: AMQPQueueBindConfig = Field(default_factory=AMQPQueueBindConfig)
+    consume: AMQPConsumeConfig = Field(default_factory=lambda: AMQPConsumeConfig(auto_ack=True))
+    auth: BasicAuth | None = None
+    filter: EventSourceFilter | None = None
+
+    @field_validator("exchange_type")
+    @classmethod
+    def _exchange_type(cls, value: str) -> str:
+        if not value:
+            raise ValueError("exchangeType must be specified: fanout, direct, topic or headers")
+        return value
+
+    @field_validator("routing_key")
+    @classmethod
+    def _routing_key(cls, value: str) -> str:
+        if not value:
+            raise ValueError("routingKey must be specified (the binding key of the queue)")
+        return value
+
+    @field_validator("filter")
+    @classmethod
+    def _filter(cls, value: EventSourceFilter | None) -> EventSourceFilter | None:
+        return _reject_filter(value)
+
+    @model_validator(mode="after")
+    def _url_or_secret(self) -> AMQPEventSource:
+        if not self.url and self.url_secret is None:
+            raise ValueError("either url or urlSecret must be specified (e.g. url: amqp://user:pass@host:5672/)")
+        if self.url and self.url_secret is not None:
+            raise ValueError("only one of url or urlSecret can be specified")
+        if self.auth is not None and (self.auth.username is None or self.auth.password is None):
+            raise ValueError("auth needs both username and password secrets")
+        return self
+
+
 class EventSourceSpec(ArgoModel):
     event_bus_name: str = "default"
     template: dict[str, Any] | None = None
@@ -279,9 +561,10 @@ class EventSourceSpec(ArgoModel):
     replicas: int | None = None
     replica: int | None = None
     webhook: dict[str, WebhookEventSource] = Field(default_factory=dict)
+    amqp: dict[str, AMQPEventSource] = Field(default_factory=dict)
+    kafka: dict[str, KafkaEventSource] = Field(default_factory=dict)
 
     # Argo source types that are not implemented yet: named so that the error says so.
-    amqp: Any = None
     azure_events_hub: Any = None
     azure_queue_storage: Any = None
     azure_service_bus: Any = None
@@ -295,7 +578,6 @@ class EventSourceSpec(ArgoModel):
     github: Any = None
     gitlab: Any = None
     hdfs: Any = None
-    kafka: Any = None
     minio: Any = None
     mns: Any = None
     mqtt: Any = None
@@ -314,7 +596,6 @@ class EventSourceSpec(ArgoModel):
     stripe: Any = None
 
     @field_validator(
-        "amqp",
         "azure_events_hub",
         "azure_queue_storage",
         "azure_service_bus",
@@ -328,7 +609,6 @@ class EventSourceSpec(ArgoModel):
         "github",
         "gitlab",
         "hdfs",
-        "kafka",
         "minio",
         "mns",
         "mqtt",
@@ -354,7 +634,7 @@ class EventSourceSpec(ArgoModel):
 
     @model_validator(mode="after")
     def _some_event(self) -> EventSourceSpec:
-        if not self.webhook:
+        if not self.event_names():
             raise ValueError(
                 "an EventSource needs at least one event; supported source types: "
                 + ", ".join(SUPPORTED_SOURCE_TYPES)
@@ -362,7 +642,7 @@ class EventSourceSpec(ArgoModel):
         return self
 
     def event_names(self) -> list[str]:
-        return list(self.webhook)
+        return [*self.webhook, *self.amqp, *self.kafka]
 
 
 class EventSource(ArgoModel):

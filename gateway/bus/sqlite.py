@@ -98,6 +98,7 @@ class SqliteBus(Bus):
         synchronous: str = "FULL",
         ack_flush_interval: float = 0.005,
         cleanup_interval: float = 60.0,
+        recent_limit: int = 65536,
     ) -> None:
         for name, value in (
             ("dedup_window", dedup_window),
@@ -114,10 +115,14 @@ class SqliteBus(Bus):
         self._ack_flush_interval = ack_flush_interval
         self._cleanup_interval = cleanup_interval
         self.db = GroupCommitDB(self.path, error=BusError, setup=_setup(self.path), synchronous=synchronous)
-        self._append: Coalescer[list[tuple[str, bytes]], tuple[list[bool], int]] = Coalescer(
+        self._append: Coalescer[list[tuple[str, bytes]], tuple[list[int], int]] = Coalescer(
             self.db, _publish_job(dedup_window)
         )
         self._head = 0  # highest seq committed (or ever assigned)
+        # Events this process committed recently, by seq: subscribers that keep up take them from
+        # here instead of reading and decoding them again (bounded; older ones come from the file).
+        self._recent: dict[int, Event] = {}
+        self._recent_limit = recent_limit
         self._groups: dict[str, AckCursor] = {}
         self._loading: dict[str, asyncio.Future[AckCursor]] = {}
         self._unsaved: dict[str, set[int]] = {}  # group -> acks not yet written (above the cursor)
@@ -172,11 +177,17 @@ class SqliteBus(Bus):
         self._check_open("publish")
         if not events:
             return []
-        stored, head = await self._append([(event.id, event.to_json()) for event in events])
+        seqs, head = await self._append([(event.id, event.to_json()) for event in events])
+        recent = self._recent
+        for seq, event in zip(seqs, events, strict=True):
+            if seq:
+                recent[seq] = event
+        while len(recent) > self._recent_limit:
+            del recent[next(iter(recent))]
         if head > self._head:
             self._head = head
             self._wake()
-        return stored
+        return [seq != 0 for seq in seqs]
 
     def _wake(self) -> None:
         for waiter in self._waiters:
@@ -195,6 +206,13 @@ class SqliteBus(Bus):
         loop = asyncio.get_running_loop()
         while not self._closed:
             head = self._head  # everything <= head was committed before the read below starts
+            if head > position and position + 1 in self._recent:
+                batch = self._take_recent(position, head, batch_size)
+                position = batch[-1].seq
+                batch = [d for d in batch if not state.is_done(d.seq)]
+                if batch:
+                    yield batch
+                continue
             try:
                 rows = await self.db.read(_read_after(position, batch_size, self.path))
             except BusError:
@@ -227,6 +245,20 @@ class SqliteBus(Bus):
                 await waiter
             finally:
                 self._waiters.discard(waiter)
+
+    def _take_recent(self, position: int, head: int, limit: int) -> list[Delivery]:
+        """Consecutive recently committed events after ``position`` (at least one), from memory."""
+        recent = self._recent
+        batch: list[Delivery] = []
+        seq = position + 1
+        end = min(head, position + limit)
+        while seq <= end:
+            event = recent.get(seq)
+            if event is None:
+                break
+            batch.append(Delivery(seq, event))
+            seq += 1
+        return batch
 
     async def _group(self, name: str) -> AckCursor:
         state = self._groups.get(name)
@@ -363,13 +395,15 @@ _ID_CHUNK = 500  # ids per "IN (...)" lookup, well below SQLite's variable limit
 
 def _publish_job(
     window: float,
-) -> Callable[[sqlite3.Connection, list[list[tuple[str, bytes]]]], list[tuple[list[bool], int]]]:
+) -> Callable[[sqlite3.Connection, list[list[tuple[str, bytes]]]], list[tuple[list[int], int]]]:
     """The append of many publish calls at once: dedup lookup, then two ``executemany``.
 
-    Each call's rows are ``(event id, body)``; each result is ``(stored flags, head seq)``.
+    Each call's rows are ``(event id, body)``; each result is ``(seqs, head seq)`` where ``seqs``
+    holds, per row, the seq it was stored at, or 0 for a duplicate that was not stored. Seqs are
+    consecutive in insertion order (one writer, one transaction, AUTOINCREMENT).
     """
 
-    def job(conn: sqlite3.Connection, calls: list[list[tuple[str, bytes]]]) -> list[tuple[list[bool], int]]:
+    def job(conn: sqlite3.Connection, calls: list[list[tuple[str, bytes]]]) -> list[tuple[list[int], int]]:
         now = time.time()
         horizon = now - window
         wanted = list({event_id for rows in calls for event_id, _ in rows})
@@ -378,7 +412,7 @@ def _publish_job(
             chunk = wanted[i : i + _ID_CHUNK]
             marks = ",".join("?" * len(chunk))
             seen.update(conn.execute(f"SELECT id, published_at FROM dedup WHERE id IN ({marks})", chunk))
-        flags: list[list[bool]] = []
+        flags: list[list[int]] = []
         fresh: list[tuple[str, float, bytes]] = []
         for rows in calls:
             stored = []
@@ -388,7 +422,7 @@ def _publish_job(
                 if is_new:
                     seen[event_id] = now
                     fresh.append((event_id, now, body))
-                stored.append(is_new)
+                stored.append(len(fresh) if is_new else 0)  # position in ``fresh``, 1-based
             flags.append(stored)
         head = 0
         if fresh:
@@ -399,7 +433,8 @@ def _publish_job(
             )
             conn.executemany("INSERT INTO events (id, published_at, body) VALUES (?, ?, ?)", fresh)
             head = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0])
-        return [(stored, head) for stored in flags]
+        first = head - len(fresh)
+        return [([first + pos if pos else 0 for pos in stored], head) for stored in flags]
 
     return job
 

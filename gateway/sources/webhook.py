@@ -75,7 +75,7 @@ import orjson
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from gateway.errors import BusError, ConfigError
 from gateway.httpserver import HttpServer
@@ -434,6 +434,39 @@ class _PathRoute:
         raise first_error
 
 
+class _EventFastPath:
+    """The ASGI app a webhook port serves: event endpoints are answered directly, everything else
+    (``/health``, unknown paths) goes through the FastAPI app.
+
+    The event endpoints are the hot path (thousands of requests a second): they skip FastAPI's
+    middleware stack, which they do not use. An unexpected error there is logged and answered
+    ``500``, as FastAPI's ``ServerErrorMiddleware`` would.
+    """
+
+    def __init__(self, routes: dict[str, _PathRoute], app: FastAPI) -> None:
+        self.routes = routes
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = self.routes.get(scope["path"]) if scope["type"] == "http" else None
+        if route is None:
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            await route(scope, receive, tracking_send)
+        except Exception:
+            logger.exception("webhook %s %s: unexpected error", scope.get("method"), scope["path"])
+            if not started:
+                await Response(b"Internal Server Error", 500, media_type=_TEXT)(scope, receive, send)
+
+
 # --------------------------------------------------------------------------- one server per port
 
 
@@ -477,7 +510,7 @@ class WebhookServer(Source):
             tls_files = (secrets.path_for(self._tls[0]), secrets.path_for(self._tls[1]))
         self.app = self._build_app()
         self._server = HttpServer(
-            self.app,
+            _EventFastPath(self._routes, self.app),
             host=host,
             port=port,
             name=self.name,

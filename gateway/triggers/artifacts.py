@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import yaml
 
-from gateway.errors import TriggerError
+from gateway.errors import ConfigError, TriggerError
 from gateway.k8s import KubeError
 from sensors.spec import ArtifactLocation, S3Artifact
 
@@ -45,11 +45,13 @@ def parse_object(text: str | bytes, where: str) -> dict[str, Any]:
 
 
 def check_source(location: ArtifactLocation, where: str) -> None:
-    """Problems that make a source unusable whatever the event (raises ``ValueError``)."""
+    """Problems that make a source unusable whatever the event (raises ``ConfigError``)."""
     if location.s3 is not None and importlib.util.find_spec("boto3") is None:
-        raise ValueError(
-            f"{where}.source.s3 needs boto3, which is not installed; install it (pip install boto3) "
-            "or use another source: resource, inline, file, url or configmap"
+        raise ConfigError(
+            [
+                f"{where}.source.s3 needs boto3, which is not installed; install it (pip install boto3) "
+                "or use another source: resource, inline, file, url or configmap"
+            ]
         )
 
 

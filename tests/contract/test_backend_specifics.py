@@ -210,6 +210,7 @@ async def test_expired_dedup_ids_are_forgotten(tmp_path: Path) -> None:
 async def test_a_hole_in_the_seqs_does_not_stop_the_cursor(sqlite_bus: SqliteBus) -> None:
     await sqlite_bus.publish(events("e", 5))
     raw(sqlite_bus.path, "DELETE FROM events WHERE id = 'e-2'")  # as if that seq never committed
+    sqlite_bus._recent.clear()  # deliver from the file (where the hole is), not from memory
     got = await drain(sqlite_bus, "g")
     assert [d.event.id for d in got] == ["e-0", "e-1", "e-3", "e-4"]
     await sqlite_bus.ack("g", got)
@@ -275,5 +276,25 @@ async def test_the_memory_bus_drops_events_every_group_acknowledged() -> None:
         await bus.publish([event("next")])
         assert [(d.seq, d.event.id) for d in await drain(bus, "a")] == [(4, "next")]
         assert [d.event.id for d in await drain(bus, "late")] == ["next"]
+    finally:
+        await bus.close()
+
+
+async def test_subscribers_that_keep_up_get_events_from_memory(sqlite_bus: SqliteBus) -> None:
+    assert await drain(sqlite_bus, "g") == []  # the group exists before the events
+    await sqlite_bus.publish(events("m", 3))
+    raw(sqlite_bus.path, "DELETE FROM events")  # the file no longer has them: memory must serve them
+    got = await drain(sqlite_bus, "g")
+    assert [d.event.id for d in got] == ["m-0", "m-1", "m-2"]
+
+
+async def test_memory_of_recent_events_is_bounded(tmp_path: Path) -> None:
+    bus = SqliteBus(tmp_path / "bus.db", recent_limit=2)
+    await bus.start()
+    try:
+        await bus.publish(events("b", 5))
+        assert sorted(bus._recent) == [4, 5]
+        got = await drain(bus, "g")  # 1-3 from the file, 4-5 from memory
+        assert [d.event.id for d in got] == [f"b-{i}" for i in range(5)]
     finally:
         await bus.close()
