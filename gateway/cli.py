@@ -65,6 +65,10 @@ def _describe_trigger(trigger: Trigger) -> str:
     text = f"trigger '{trigger.name}': {template.kind}"
     if template.http is not None:
         text += f" {template.http.method} {_safe_url(template.http.url)}"
+    if template.argo_workflow is not None:
+        text += f" {template.argo_workflow.operation} (source: {template.argo_workflow.source.kind})"
+    if template.k8s is not None:
+        text += f" {template.k8s.operation} (source: {template.k8s.source.kind})"
     if template.conditions:
         text += f" (conditions: {template.conditions})"
     return text

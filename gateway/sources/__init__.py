@@ -14,13 +14,17 @@ from pydantic.alias_generators import to_snake
 
 from gateway.errors import ConfigError
 from gateway.secrets import SecretStore
+from gateway.sources.amqp import build_amqp_sources
 from gateway.sources.base import Publisher, Source
+from gateway.sources.kafka import build_kafka_sources
 from gateway.sources.webhook import build_webhook_sources
 from sensors.spec import ARGO_SOURCE_TYPES, EventSource
 
 SourceBuilder = Callable[..., Sequence[Source]]
 
 SOURCE_KINDS: dict[str, SourceBuilder] = {
+    "amqp": build_amqp_sources,
+    "kafka": build_kafka_sources,
     "webhook": build_webhook_sources,
 }
 

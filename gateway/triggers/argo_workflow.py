@@ -127,10 +127,11 @@ class ArgoWorkflowTrigger(TriggerExecutor):
         if not ref.name:
             raise TriggerError(f"submit-from: the {kind} needs metadata.name", retriable=False)
         overrides = parameter_overrides(source)
-        try:
-            live = await kube.get(ref.api_version, ref.kind, ref.name, ref.namespace)
-        except KubeError as exc:
-            raise failure(exc, f"submit-from: read {ref}") from exc
+        if kind == "CronWorkflow" or not kube.dry_run:  # the outbox holds no templates to check
+            try:
+                live = await kube.get(ref.api_version, ref.kind, ref.name, ref.namespace)
+            except KubeError as exc:
+                raise failure(exc, f"submit-from: read {ref}") from exc
         if kind == "CronWorkflow":
             wf = workflow_from_cron(live, overrides, datetime.now(UTC))
         else:

@@ -47,7 +47,10 @@ def test_find_cluster_order(tmp_path: Path) -> None:
     env = {"HOME": str(home), "KUBECONFIG": f"{a}:{tmp_path / 'missing'}:{b}"}
     assert find_cluster(environ=env, service_account_dir=sa) == ClusterConfig("kubeconfig", f"{a}:{b}")
     # KUBECONFIG set to files that do not exist: ~/.kube/config is not used instead (kubectl's rule)
-    assert find_cluster(environ={"HOME": str(home), "KUBECONFIG": str(tmp_path / "x")}, service_account_dir=sa) is None
+    assert (
+        find_cluster(environ={"HOME": str(home), "KUBECONFIG": str(tmp_path / "x")}, service_account_dir=sa)
+        is None
+    )
     write(sa / "token", "jwt")
     in_cluster = {"HOME": str(home), "KUBERNETES_SERVICE_HOST": "10.0.0.1"}
     assert find_cluster(environ=in_cluster, service_account_dir=sa) == ClusterConfig("in-cluster")
@@ -59,7 +62,7 @@ def test_find_cluster_order(tmp_path: Path) -> None:
 
 
 def test_find_cluster_errors_name_what_to_do(tmp_path: Path) -> None:
-    with pytest.raises(KubeError, match="--kubeconfig .*: no such file"):
+    with pytest.raises(KubeError, match=r"--kubeconfig .*: no such file"):
         find_cluster(tmp_path / "nope", environ={})
     with pytest.raises(KubeError, match="--kube-context two was given but there is no kubeconfig"):
         find_cluster(context="two", environ={"HOME": str(tmp_path)})
@@ -70,7 +73,7 @@ async def test_kube_client_reads_the_context_and_rejects_a_bad_one(tmp_path: Pat
     client = KubeClient(ClusterConfig("kubeconfig", str(path), "two"))
     assert client.description == f"Kubernetes API at http://127.0.0.1:1 (kubeconfig {path} (context two))"
     await client.close()
-    with pytest.raises(KubeError, match="cannot use kubeconfig .*three"):
+    with pytest.raises(KubeError, match=r"cannot use kubeconfig .*three"):
         KubeClient(ClusterConfig("kubeconfig", str(path), "three"))
 
 
@@ -134,7 +137,7 @@ def kube_sensor() -> Manifests:
         [dep("run")],
         [{"template": {"name": "t", "k8s": {"source": {"inline": "{}"}}}}],
     )
-    return Manifests(sensors=[Loaded(model, Origin(Path("s.yaml"), 1, 1))])  # type: ignore[call-arg]
+    return Manifests(sensors=[Loaded(model, Origin(Path("s.yaml"), 1, 1))])
 
 
 def test_open_kube_falls_back_to_the_outbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

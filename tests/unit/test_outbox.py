@@ -124,3 +124,18 @@ async def test_argo_workflow_trigger_writes_to_the_outbox_once(
         {"name": "run-id", "value": "R42"},
         {"name": "bucket", "value": "lab-runs"},
     ]
+
+
+async def test_submit_from_a_template_in_the_outbox_needs_no_template(
+    outbox: Outbox, store: SqliteStore, tmp_path: Path
+) -> None:
+    from tests.integration.kube_support import make_trigger
+
+    source = {"apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowTemplate", "metadata": {"name": "bwa"}}
+    trigger = make_trigger({"argoWorkflow": {"operation": "submit-from", "source": {"resource": source}}})
+    fire = make_fire({"run": "R1"})
+    async with httpx.AsyncClient() as http:
+        outcome = await make_runner(trigger, outbox, store, http, tmp_path).run(fire)
+    assert outcome.status == "succeeded", outcome.result
+    wf = yaml.safe_load((outbox.root / "argo" / f"bwa-{name_digest(fire.key)}.yaml").read_text())
+    assert wf["spec"] == {"workflowTemplateRef": {"name": "bwa"}}

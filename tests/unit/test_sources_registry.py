@@ -11,6 +11,8 @@ import pytest
 from gateway.errors import ConfigError
 from gateway.secrets import SecretStore
 from gateway.sources import SOURCE_KINDS, build_sources, kinds_used, source_builder
+from gateway.sources.amqp import build_amqp_sources
+from gateway.sources.kafka import build_kafka_sources
 from gateway.sources.webhook import WebhookServer, build_webhook_sources
 from sensors.event import Event
 from sensors.spec import EventSource
@@ -35,9 +37,11 @@ def _event_source(name: str, webhook: dict[str, dict[str, Any]]) -> EventSource:
 def test_registry_has_one_line_per_kind_and_a_miss_names_the_known_kinds() -> None:
     assert SOURCE_KINDS["webhook"] is build_webhook_sources
     assert source_builder("webhook") is build_webhook_sources
-    expected = "event source kind 'kafka' is not implemented; known kinds: webhook"
+    assert SOURCE_KINDS["kafka"] is build_kafka_sources
+    assert SOURCE_KINDS["amqp"] is build_amqp_sources
+    expected = f"event source kind 'mqtt' is not implemented; known kinds: {', '.join(sorted(SOURCE_KINDS))}"
     with pytest.raises(ConfigError, match=expected):
-        source_builder("kafka")
+        source_builder("mqtt")
 
 
 def test_kinds_used_reads_the_spec_keys() -> None:
