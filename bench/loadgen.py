@@ -41,6 +41,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -220,13 +221,23 @@ def process_cpu_seconds(pid: int) -> float | None:
 PF_KTHREAD = 0x00200000
 
 
-def machine_cpu_seconds() -> tuple[float, float] | None:
-    """Busy CPU seconds of the whole machine, and the part of them spent by the kernel on its own.
+@dataclass(frozen=True)
+class MachineSample:
+    """CPU seconds of the whole machine at one moment, from /proc (see :func:`machine_sample`)."""
 
-    From /proc: busy = every CPU state but idle and iowait (/proc/stat); kernel = interrupt and
-    softirq time (network stack) plus the CPU time of kernel threads (journal commits, block I/O
-    workers, ksoftirqd). None where /proc is missing.
-    """
+    busy: float  # every CPU state but idle and iowait, all cores, all processes
+    interrupts: float  # irq + softirq (the network stack runs in softirqs)
+    kthreads: dict[int, float]  # pid -> CPU seconds of each kernel thread (journal, block I/O workers)
+
+    def between(self, later: MachineSample) -> tuple[float, float]:
+        """(busy, kernel) CPU seconds from this sample to ``later``; kernel threads that came or
+        went in between are left out (their counters do not span the interval)."""
+        kthreads = sum(t - self.kthreads[pid] for pid, t in later.kthreads.items() if pid in self.kthreads)
+        return later.busy - self.busy, later.interrupts - self.interrupts + kthreads
+
+
+def machine_sample() -> MachineSample | None:
+    """The machine's CPU counters now; None where /proc is missing."""
     try:
         with open("/proc/stat") as stat:
             fields = [int(x) for x in stat.readline().split()[1:9]]
@@ -234,8 +245,7 @@ def machine_cpu_seconds() -> tuple[float, float] | None:
         return None
     ticks = os.sysconf("SC_CLK_TCK")
     user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
-    busy = user + nice + system + irq + softirq + steal
-    kernel = irq + softirq
+    kthreads: dict[int, float] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -246,8 +256,12 @@ def machine_cpu_seconds() -> tuple[float, float] | None:
             continue
         after = text[text.rindex(")") + 2 :].split()
         if int(after[6]) & PF_KTHREAD:
-            kernel += int(after[11]) + int(after[12])
-    return busy / ticks, kernel / ticks
+            kthreads[int(entry.name)] = (int(after[11]) + int(after[12])) / ticks
+    return MachineSample(
+        busy=(user + nice + system + irq + softirq + steal) / ticks,
+        interrupts=(irq + softirq) / ticks,
+        kthreads=kthreads,
+    )
 
 
 def _rate(before: float | None, after: float | None, wall: float) -> float | None:
@@ -258,17 +272,17 @@ class CpuWindow:
     """CPU use between :meth:`begin` and :meth:`end`, in cores (1.0 = one core busy all the time).
 
     ``self``: this process; ``server``: process ``server_pid``; ``machine``: every process together;
-    ``kernel``: the part of ``machine`` the kernel spent on its own (see :func:`machine_cpu_seconds`).
+    ``kernel``: the part of ``machine`` the kernel spent on its own (see :class:`MachineSample`).
     """
 
     def __init__(self, server_pid: int | None) -> None:
         self.server_pid = server_pid
-        self._start: tuple[float, float, float | None, tuple[float, float] | None] | None = None
+        self._start: tuple[float, float, float | None, MachineSample | None] | None = None
         self.result: dict[str, float | None] = {"self": None, "server": None, "machine": None, "kernel": None}
 
-    def _read(self) -> tuple[float, float, float | None, tuple[float, float] | None]:
+    def _read(self) -> tuple[float, float, float | None, MachineSample | None]:
         server = process_cpu_seconds(self.server_pid) if self.server_pid else None
-        return time.monotonic(), time.process_time(), server, machine_cpu_seconds()
+        return time.monotonic(), time.process_time(), server, machine_sample()
 
     def begin(self) -> None:
         self._start = self._read()
@@ -281,8 +295,9 @@ class CpuWindow:
         wall = max(wall1 - wall0, 1e-9)
         self.result = {"self": (own1 - own0) / wall, "server": _rate(server0, server1, wall)}
         if machine0 is not None and machine1 is not None:
-            self.result["machine"] = _rate(machine0[0], machine1[0], wall)
-            self.result["kernel"] = _rate(machine0[1], machine1[1], wall)
+            busy, kernel = machine0.between(machine1)
+            self.result["machine"] = busy / wall
+            self.result["kernel"] = kernel / wall
 
 
 # --------------------------------------------------------------------------- closed loop

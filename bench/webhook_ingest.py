@@ -62,7 +62,7 @@ sys.path.insert(0, str(BENCH))
 from loadgen import (  # noqa: E402  (bench/ is not a package: its directory is put on sys.path above)
     HOST,
     e2e_event_id,
-    machine_cpu_seconds,
+    machine_sample,
     process_cpu_seconds,
     s3_record_payload,
     summarize,
@@ -475,18 +475,18 @@ class Usage:
         return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
     def __enter__(self) -> Usage:
-        self._start = (time.monotonic(), process_cpu_seconds(self.pid), self._ours(), machine_cpu_seconds())
+        self._start = (time.monotonic(), process_cpu_seconds(self.pid), self._ours(), machine_sample())
         return self
 
     def __exit__(self, *exc: object) -> None:
         wall0, server0, ours0, machine0 = self._start
         wall = max(time.monotonic() - wall0, 1e-9)
-        server1, ours1, machine1 = process_cpu_seconds(self.pid), self._ours(), machine_cpu_seconds()
+        server1, ours1, machine1 = process_cpu_seconds(self.pid), self._ours(), machine_sample()
         self.server = None if server0 is None or server1 is None else (server1 - server0) / wall
         self.ours = (ours1 - ours0) / wall
         if machine0 is not None and machine1 is not None:
-            self.machine = (machine1[0] - machine0[0]) / wall
-            self.kernel = (machine1[1] - machine0[1]) / wall
+            busy, kernel = machine0.between(machine1)
+            self.machine, self.kernel = busy / wall, kernel / wall
 
     @property
     def others(self) -> float | None:
@@ -820,10 +820,19 @@ async def part_e2e(opts: Options, workdir: Path, report: Report) -> None:
         report.line(f"  note: {unexpected} event(s) arrived whose POST had no answer (unknown outcome)")
     if answered_ok == 0:
         report.fail("no request was answered 200")
-    if arrived < answered_ok:
-        report.fail(f"only {arrived} of {answered_ok} accepted events reached the receiver within "
-                    f"{opts.settle_timeout:g} s after the last answer")
     report.line(f"  triggergate state after the stop: {sensor_summary(state)}")
+    if arrived < answered_ok:
+        # Not fired yet is not lost: such events must still be unacknowledged on the bus, where a
+        # restart would deliver them again. Only an accepted event that is neither is a failure.
+        pending = stored - min(state.acked.values(), default=0)
+        missing = answered_ok - arrived
+        if missing <= pending:
+            report.line(f"  not fired when the wait ended ({opts.settle_timeout:g} s after the last answer): "
+                        f"{missing}; the bus still holds {pending} unacknowledged events, which a restart "
+                        "delivers again: nothing lost")
+        else:
+            report.fail(f"{missing} accepted events never reached the receiver, and only {pending} are still "
+                        "unacknowledged on the bus: events were lost")
     bus_check(report, stored, answered_ok, result["unknown"],
               "written, then the connection failed or the sender gave up before the answer")
 

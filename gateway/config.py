@@ -37,7 +37,7 @@ from pydantic_core import ErrorDetails
 from gateway.errors import ConfigError
 from gateway.secrets import SecretNotFound, SecretStore
 from sensors.conditions import ConditionsError, parse_conditions
-from sensors.spec import EventSource, SecretKeySelector, Sensor, TriggerParameterSource
+from sensors.spec import EventSource, SecretKeySelector, Sensor, TriggerParameterSource, WebhookContext
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 LOADED_KINDS: dict[str, type[EventSource] | type[Sensor]] = {"EventSource": EventSource, "Sensor": Sensor}
@@ -626,42 +626,58 @@ def _check_unique_objects(documents: list[_Document], report: _Report) -> None:
 
 
 def _check_event_sources(documents: list[_Document], report: _Report) -> None:
-    endpoints: dict[tuple[str, str], tuple[_Document, str]] = {}
-    tls: dict[str, tuple[_Document, str, tuple[Any, Any]]] = {}
+    endpoints: dict[tuple[str, str], tuple[_Document, str, str]] = {}
+    tls: dict[str, tuple[_Document, str, str, tuple[Any, Any]]] = {}
+    port_kinds: dict[str, tuple[_Document, str, str]] = {}
     for doc in documents:
         source = doc.model
         assert isinstance(source, EventSource)
         for name, count in Counter(source.spec.event_names()).items():
             if count > 1:
                 report.at(doc, ("spec",), f"event name '{name}' is used {count} times; names must be unique")
-        for event, hook in source.spec.webhook.items():
-            where = ("spec", "webhook", event)
+        hooks: list[tuple[str, str, WebhookContext]] = [
+            ("webhook", event, hook) for event, hook in source.spec.webhook.items()
+        ]
+        hooks += [("s3", event, s3.webhook) for event, s3 in source.spec.s3.items() if s3.webhook is not None]
+        for kind, event, hook in hooks:
+            where: tuple[str, ...] = ("spec", kind, event) + (() if kind == "webhook" else ("webhook",))
             if (hook.port, hook.endpoint) in endpoints:
-                other, other_event = endpoints[(hook.port, hook.endpoint)]
+                other, other_kind, other_event = endpoints[(hook.port, hook.endpoint)]
+                served_by = _describe_event(other, other_event, other_kind)
                 report.at(
                     doc,
                     (*where, "endpoint"),
-                    f"port {hook.port} endpoint '{hook.endpoint}' is already served by "
-                    f"{_describe_event(other, other_event)}; give one of them another endpoint or port",
+                    f"port {hook.port} endpoint '{hook.endpoint}' is already served by {served_by}; "
+                    "give one of them another endpoint or port",
                 )
             else:
-                endpoints[(hook.port, hook.endpoint)] = (doc, event)
-            pair = (hook.server_cert_secret, hook.server_key_secret)
-            if hook.port in tls and tls[hook.port][2] != pair:
-                other, other_event, _ = tls[hook.port]
+                endpoints[(hook.port, hook.endpoint)] = (doc, kind, event)
+            first = port_kinds.setdefault(hook.port, (doc, kind, event))
+            if first[1] != kind:
                 report.at(
                     doc,
                     (*where, "port"),
-                    f"port {hook.port} is also used by {_describe_event(other, other_event)} with different "
+                    f"port {hook.port} is also used by {_describe_event(first[0], first[2], first[1])}; "
+                    f"{kind} and {first[1]} events run separate HTTP servers, so give them different ports",
+                )
+            pair = (hook.server_cert_secret, hook.server_key_secret)
+            if hook.port in tls and tls[hook.port][3] != pair:
+                other, other_kind, other_event, _ = tls[hook.port]
+                used_by = _describe_event(other, other_event, other_kind)
+                report.at(
+                    doc,
+                    (*where, "port"),
+                    f"port {hook.port} is also used by {used_by} with different "
                     "serverCertSecret/serverKeySecret; one port serves either TLS or plain HTTP with one "
                     "certificate, so give both events the same TLS secrets or different ports",
                 )
-            tls.setdefault(hook.port, (doc, event, pair))
+            tls.setdefault(hook.port, (doc, kind, event, pair))
 
 
-def _describe_event(doc: _Document, event: str) -> str:
-    _, mark = doc.locate(("spec", "webhook", event))
-    return f"EventSource '{doc.name}' event '{event}' ({doc.file}:{mark.line + 1})"
+def _describe_event(doc: _Document, event: str, kind: str = "webhook") -> str:
+    _, mark = doc.locate(("spec", kind, event))
+    what = "event" if kind == "webhook" else f"{kind} event"
+    return f"EventSource '{doc.name}' {what} '{event}' ({doc.file}:{mark.line + 1})"
 
 
 def _check_sensors(sensors: list[_Document], documents: list[_Document], report: _Report) -> None:

@@ -5,6 +5,10 @@ carries out the resulting firings concurrently (bounded). An event is acknowledg
 when the engine no longer holds it *and* every firing that carries it has a durable outcome, so a
 crash at any moment loses nothing: the unacknowledged tail is replayed on restart, which rebuilds
 the engine state, and firings whose outcome was recorded are not repeated.
+
+Expired correlation sets (``Decisions.expired``) are carried out like firings: logged, counted,
+stored as a dead letter, the correlation's ``onExpire`` trigger fired, and only then are their
+events acknowledged.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,10 +35,11 @@ from gateway.replay import ReplayWorker
 from gateway.secrets import SecretStore
 from gateway.sources import build_sources
 from gateway.sources.base import Source
-from gateway.store import SqliteStore
+from gateway.store import DeadLetter, SqliteStore
 from gateway.triggers import build_executor
 from gateway.triggers.base import TriggerContext
-from sensors.engine import Decisions, Fire, SensorEngine
+from sensors.engine import Decisions, Expire, Fire, SensorEngine
+from sensors.spec import Trigger
 
 logger = logging.getLogger("triggergate.runtime")
 
@@ -55,6 +61,11 @@ class Settings:
 
 KUBE_TRIGGER_KINDS = ("argoWorkflow", "k8s")
 PREFLIGHT_TIMEOUT = 30.0  # seconds for each executor's load-time checks
+# After start, the bus replays the unacknowledged tail: clock-driven decisions (correlation expiry,
+# conditionsReset) wait until it has arrived (the bus is idle this long, an event newer than the
+# start arrives, or CATCH_UP_LIMIT passes), so a replayed set is judged with all of its events.
+CATCH_UP_IDLE = 0.5
+CATCH_UP_LIMIT = 30.0
 
 
 def needs_kube(manifests: Manifests) -> bool:
@@ -64,6 +75,11 @@ def needs_kube(manifests: Manifests) -> bool:
             kinds = {trigger.template.kind}
             if trigger.dlq_trigger is not None:
                 kinds.add(trigger.dlq_trigger.template.kind)
+            correlation = trigger.template.correlation
+            if correlation is not None and correlation.on_expire is not None:
+                kinds.add(correlation.on_expire.template.kind)
+                if correlation.on_expire.dlq_trigger is not None:
+                    kinds.add(correlation.on_expire.dlq_trigger.template.kind)
             if kinds & set(KUBE_TRIGGER_KINDS):
                 return True
     return False
@@ -98,10 +114,12 @@ class SensorWorker:
         bus: Bus,
         *,
         max_in_flight: int = 256,
+        store: SqliteStore | None = None,
     ) -> None:
         self.engine = engine
         self.runners = runners
         self.bus = bus
+        self.store = store
         self.group = f"sensor.{engine.spec.metadata.namespace}.{engine.name}"
         self._deliveries: dict[str, list[Delivery]] = {}
         self._inflight: Counter[str] = Counter()
@@ -110,6 +128,10 @@ class SensorWorker:
         self._tasks: set[asyncio.Task[None]] = set()
         self.processed = 0
         self.fired = 0
+        self.expired = 0  # correlation sets that expired (carried out)
+        self._started = datetime.now(UTC)
+        self._started_clock = time.monotonic()
+        self._caught_up = False
 
     async def run(self, stop: asyncio.Event) -> None:
         iterator = self.bus.subscribe(self.group).__aiter__()
@@ -123,7 +145,8 @@ class SensorWorker:
                 done, _ = await asyncio.wait(
                     waiting, timeout=self._until_deadline(), return_when=asyncio.FIRST_COMPLETED
                 )
-                if not done:  # a conditionsReset tick is due
+                if not done:  # a conditionsReset tick or a correlation deadline is due
+                    self._caught_up = True
                     await self._tick()
                     continue
                 if nxt not in done:
@@ -149,16 +172,20 @@ class SensorWorker:
         deadline = self.engine.next_deadline()
         if deadline is None:
             return None
-        return max(0.0, (deadline - datetime.now(UTC)).total_seconds())
+        wait = max(0.0, (deadline - datetime.now(UTC)).total_seconds())
+        if not self._caught_up and time.monotonic() - self._started_clock < CATCH_UP_LIMIT:
+            wait = max(wait, CATCH_UP_IDLE)
+        return wait
 
     async def _tick(self) -> None:
         decisions = self.engine.tick(datetime.now(UTC))
-        ready = self._released(decisions.released)
-        if decisions.released:
+        ready = await self._carry_out(decisions)
+        reset = len(decisions.released) - sum(len(e.event_ids) for e in decisions.expired)
+        if reset > 0:
             logger.info(
                 "sensor %s: conditionsReset cleared the saved state (%d event(s) released)",
                 self.engine.name,
-                len(decisions.released),
+                reset,
             )
         if ready:
             await self.bus.ack(self.group, ready)
@@ -180,18 +207,31 @@ class SensorWorker:
             self._deliveries.setdefault(event.id, []).append(delivery)
             decisions = self.engine.observe(event, datetime.now(UTC))
             self.processed += 1
+            if not self._caught_up and event.time >= self._started:
+                self._caught_up = True  # past the replayed tail
             self._log_decisions(decisions)
-            for fire in decisions.fires:
-                for event_id in fire.event_ids:
-                    self._inflight[event_id] += 1
-            ready.extend(self._released(decisions.released))
-            for fire in decisions.fires:
-                await self._slots.acquire()
-                task = asyncio.create_task(self._fire(fire), name=f"fire {fire.sensor}/{fire.trigger}")
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+            ready.extend(await self._carry_out(decisions))
         if ready:
             await self.bus.ack(self.group, ready)
+
+    async def _carry_out(self, decisions: Decisions) -> list[Delivery]:
+        """Start the firings and expiries of ``decisions``; the deliveries that may be acked now."""
+        for event_ids in [f.event_ids for f in decisions.fires] + [e.event_ids for e in decisions.expired]:
+            for event_id in event_ids:
+                self._inflight[event_id] += 1
+        ready = self._released(decisions.released)
+        for fire in decisions.fires:
+            await self._slots.acquire()
+            self._start(self._fire(fire), f"fire {fire.sensor}/{fire.trigger}")
+        for expire in decisions.expired:
+            await self._slots.acquire()
+            self._start(self._expire(expire), f"expire {expire.sensor}/{expire.trigger} {expire.key}")
+        return ready
+
+    def _start(self, work: Any, name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _fire(self, fire: Fire) -> None:
         self.fired += 1
@@ -216,8 +256,60 @@ class SensorWorker:
             return
         finally:
             self._slots.release()
+        await self._finished(fire.event_ids)
+
+    async def _expire(self, expire: Expire) -> None:
+        """Log, count and dead-letter an expired correlation set, fire ``onExpire``; then ack."""
+        self.expired += 1
+        logger.warning(
+            "sensor %s: trigger %s: correlation window expired for key %s: missing %s (have %s)",
+            expire.sensor,
+            expire.trigger,
+            expire.key,
+            ", ".join(expire.missing) or "-",
+            ", ".join(f"{dep}={ev.id}" for dep, ev in expire.events.items()) or "-",
+            extra={"sensor": expire.sensor, "trigger": expire.trigger, "event_ids": list(expire.event_ids)},
+        )
+        try:
+            if self.store is not None:
+                await self.store.dead_letter(
+                    DeadLetter(
+                        key=expire.letter_key,
+                        sensor=expire.sensor,
+                        trigger=expire.trigger,
+                        reason=expire.reason,
+                        attempts=0,
+                        events=[{"dependency": dep, **ev.to_dict()} for dep, ev in expire.events.items()],
+                        created_at=time.time(),
+                    )
+                )
+            if expire.on_expire is not None:
+                await self.runners[expire.on_expire.trigger].run(expire.on_expire)
+        except asyncio.CancelledError:
+            logger.warning(
+                "expiry of key %s of %s/%s interrupted; it is carried out again after restart",
+                expire.key,
+                expire.sensor,
+                expire.trigger,
+            )
+            raise
+        except Exception:
+            logger.exception(
+                "the expiry of key %s of %s/%s could not be recorded; its events stay unacknowledged "
+                "and are replayed after a restart",
+                expire.key,
+                expire.sensor,
+                expire.trigger,
+            )
+            return
+        finally:
+            self._slots.release()
+        await self._finished(expire.event_ids)
+
+    async def _finished(self, event_ids: tuple[str, ...]) -> None:
+        """A firing or expiry carrying ``event_ids`` has a durable outcome: ack what is now free."""
         ready: list[Delivery] = []
-        for event_id in fire.event_ids:
+        for event_id in event_ids:
             self._inflight[event_id] -= 1
             if self._inflight[event_id] <= 0:
                 self._inflight.pop(event_id, None)
@@ -230,9 +322,10 @@ class SensorWorker:
     def _log_decisions(self, decisions: Decisions) -> None:
         for item in decisions.discarded:
             logger.debug(
-                "sensor %s: event %s did not pass the filters of %s%s",
+                "sensor %s: event %s %s of %s%s",
                 self.engine.name,
                 item.event_id,
+                f"has no key for trigger {item.trigger}" if item.trigger else "did not pass the filters",
                 item.dependency,
                 f": {'; '.join(item.errors)}" if item.errors else "",
             )
@@ -299,16 +392,14 @@ class Runtime:
             )
             runners: dict[str, FiringRunner] = {}
             for trigger in sensor.spec.triggers:
-                executor = build_executor(trigger, context)
-                self.executors.append(executor)
-                dlq: FiringRunner | None = None
-                if trigger.dlq_trigger is not None:
-                    dlq_executor = build_executor(trigger.dlq_trigger, context)
-                    self.executors.append(dlq_executor)
-                    dlq = FiringRunner(dlq_executor, self.store)
-                runners[trigger.name] = FiringRunner(executor, self.store, dlq=dlq)
-                self.runners[(engine.name, trigger.name)] = runners[trigger.name]
-            worker = SensorWorker(engine, runners, self.bus, max_in_flight=settings.max_in_flight)
+                correlation = trigger.template.correlation
+                on_expire = [correlation.on_expire] if correlation and correlation.on_expire else []
+                for each in [trigger, *on_expire]:  # onExpire runs like a trigger of its own
+                    runners[each.name] = self._runner(each, context)
+                    self.runners[(engine.name, each.name)] = runners[each.name]
+            worker = SensorWorker(
+                engine, runners, self.bus, max_in_flight=settings.max_in_flight, store=self.store
+            )
             self.workers.append(worker)
             self._worker_tasks.append(
                 asyncio.create_task(worker.run(self._stop), name=f"sensor {engine.name}")
@@ -322,7 +413,11 @@ class Runtime:
                 ", ".join(f"{t.name} ({t.template.kind})" for t in sensor.spec.triggers),
             )
         self.sources = build_sources(
-            [loaded.model for loaded in self.manifests.event_sources], self.bus, secrets, host=settings.host
+            [loaded.model for loaded in self.manifests.event_sources],
+            self.bus,
+            secrets,
+            host=settings.host,
+            dead_letters=self.store,
         )
         for source in self.sources:
             await source.start()
@@ -330,6 +425,17 @@ class Runtime:
         self._background.append(asyncio.create_task(replays.run(self._stop), name="dlq replays"))
         if self.kube is not None and not self.kube.dry_run:
             self._background.append(asyncio.create_task(self._preflight(), name="load-time checks"))
+
+    def _runner(self, trigger: Trigger, context: TriggerContext) -> FiringRunner:
+        assert self.store is not None
+        executor = build_executor(trigger, context)
+        self.executors.append(executor)
+        dlq: FiringRunner | None = None
+        if trigger.dlq_trigger is not None:
+            dlq_executor = build_executor(trigger.dlq_trigger, context)
+            self.executors.append(dlq_executor)
+            dlq = FiringRunner(dlq_executor, self.store)
+        return FiringRunner(executor, self.store, dlq=dlq)
 
     async def _preflight(self) -> None:
         """Log the warnings of the executors' load-time checks (e.g. a missing WorkflowTemplate)."""

@@ -18,11 +18,16 @@ caller may acknowledge the bus right after. Records are idempotent on ``key``: t
 Tables (schema version 1, kept in ``PRAGMA user_version``): ``firings`` (one row per key),
 ``firing_events`` (event id -> firing key, the lineage index), ``dead_letters`` and
 ``replay_requests`` (added later; created when missing, so the version stays 1).
+
+*Source dead letters* (``source_dead_letters``, also added later) are upstream messages a source
+could not turn into events (an SQS message that is no object-store notification, say): the source
+records the raw message and the reason with ``source_dead_letter`` and only then drops it upstream.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -77,6 +82,14 @@ CREATE TABLE IF NOT EXISTS replay_requests (
     finished_at REAL
 );
 CREATE INDEX IF NOT EXISTS replay_requests_by_status ON replay_requests (status, requested_at);
+CREATE TABLE IF NOT EXISTS source_dead_letters (
+    id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    raw BLOB NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS source_dead_letters_by_time ON source_dead_letters (created_at);
 """
 
 
@@ -125,6 +138,17 @@ class ReplayRequest:
     outcome: str
     requested_at: float
     finished_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceDeadLetter:
+    """An upstream message a source could not turn into events, kept with the reason."""
+
+    id: str
+    source: str
+    reason: str
+    raw: bytes
+    created_at: float
 
 
 def _setup(path: Path) -> Callable[[sqlite3.Connection], None]:
@@ -211,7 +235,47 @@ class SqliteStore:
 
         await self._db.write(finish)
 
+    async def source_dead_letter(
+        self,
+        source: str,
+        reason: str,
+        raw: bytes | str,
+        *,
+        letter_id: str | None = None,
+        now: float | None = None,
+    ) -> str:
+        """Record an upstream message that ``source`` could not turn into events; return its id.
+
+        ``source`` names the source and entry (``s3 es/uploads``), ``reason`` says what was wrong,
+        ``raw`` is the message as received. Give ``letter_id`` derived from the upstream identity
+        (an SQS message id) so that a message redelivered before it was dropped upstream is kept
+        once: a second record with the same id is ignored. Returns after the commit.
+        """
+        data = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
+        ident = letter_id or uuid.uuid4().hex
+        created = time.time() if now is None else now
+
+        def insert(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT OR IGNORE INTO source_dead_letters (id, source, reason, raw, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (ident, source, reason, data, created),
+            )
+
+        await self._db.write(insert)
+        return ident
+
     # -- reads -------------------------------------------------------------------------------
+
+    async def list_source_dead_letters(self, limit: int = 100) -> list[SourceDeadLetter]:
+        """The most recent source dead letters, newest first."""
+        _check_limit(limit)
+        rows = await self._query(
+            "SELECT id, source, reason, raw, created_at FROM source_dead_letters "
+            "ORDER BY created_at DESC, rowid DESC LIMIT ?",
+            (limit,),
+        )
+        return [SourceDeadLetter(str(r[0]), str(r[1]), str(r[2]), bytes(r[3]), float(r[4])) for r in rows]
 
     async def pending_replays(self) -> list[ReplayRequest]:
         """Replay requests not carried out yet, oldest first."""

@@ -50,7 +50,10 @@ ARGO_SOURCE_TYPES = (
     "stripe",
     "webhook",
 )
-SUPPORTED_SOURCE_TYPES = ("amqp", "kafka", "webhook")
+SUPPORTED_SOURCE_TYPES = ("amqp", "kafka", "s3", "sqs", "webhook")
+# Source types of triggergate's own (not in Argo Events), and every type a manifest may hold.
+OWN_SOURCE_TYPES = ("s3",)
+SOURCE_TYPES = (*ARGO_SOURCE_TYPES, *OWN_SOURCE_TYPES)
 
 # Every trigger type Argo Events knows, and the ones triggergate implements.
 ARGO_TRIGGER_TYPES = (
@@ -554,6 +557,265 @@ class AMQPEventSource(ArgoModel):
         return self
 
 
+# --------------------------------------------------------------------------- EventSource: s3 and sqs
+
+
+def _non_empty(value: str, field: str, example: str) -> str:
+    if not value.strip():
+        raise ValueError(f"{field} must not be empty (for example {example!r})")
+    return value
+
+
+def _duration_field(value: str, field: str) -> str:
+    if parse_go_duration(value) <= 0:
+        raise ValueError(f"{field} must be a positive Go duration such as '30s', '5m' or '1h'")
+    return value
+
+
+class S3QueueSpec(ArgoModel):
+    """``spec.s3.<event>.sqs``: the SQS queue that S3 (directly or through SNS) sends notifications to.
+
+    ``queue`` is a queue URL or a queue name (resolved with ``GetQueueUrl``, in ``queueAccountId``'s
+    account when set). Credentials: ``accessKey``/``secretKey`` (+ ``sessionToken``) secrets, or
+    boto3's environment chain when they are left out.
+    """
+
+    queue: str
+    region: str | None = None
+    endpoint: str | None = None
+    queue_account_id: str | None = None
+    wait_time_seconds: int = 20
+    visibility_timeout: int | None = None
+    access_key: SecretKeySelector | None = None
+    secret_key: SecretKeySelector | None = None
+    session_token: SecretKeySelector | None = None
+
+    @field_validator("queue")
+    @classmethod
+    def _queue(cls, value: str) -> str:
+        return _non_empty(value, "queue", "uploads or https://sqs.eu-west-1.amazonaws.com/123456789012/uploads")
+
+    @field_validator("wait_time_seconds")
+    @classmethod
+    def _wait(cls, value: int) -> int:
+        if not 0 <= value <= 20:
+            raise ValueError("waitTimeSeconds must be between 0 and 20 (SQS long polling waits at most 20 s)")
+        return value
+
+    @field_validator("visibility_timeout")
+    @classmethod
+    def _visibility(cls, value: int | None) -> int | None:
+        if value is not None and not 0 < value <= 43200:
+            raise ValueError("visibilityTimeout must be between 1 and 43200 seconds (12 hours)")
+        return value
+
+    @model_validator(mode="after")
+    def _key_pair(self) -> S3QueueSpec:
+        _check_key_pair(self.access_key, self.secret_key, self.session_token)
+        return self
+
+
+def _check_key_pair(
+    access_key: SecretKeySelector | None,
+    secret_key: SecretKeySelector | None,
+    token: SecretKeySelector | None,
+) -> None:
+    if (access_key is None) != (secret_key is None):
+        raise ValueError(
+            "accessKey and secretKey must be set together (or both left out to use the environment)"
+        )
+    if token is not None and access_key is None:
+        raise ValueError("sessionToken needs accessKey and secretKey")
+
+
+class S3ReconcileSpec(ArgoModel):
+    """``spec.s3.<event>.reconcile``: list the bucket every ``interval`` and announce objects that no
+    notification announced.
+
+    Objects younger than ``minAge`` are left for the next pass (their notification may be on its
+    way); objects older than ``maxAge`` are never announced (keep it within the bus's dedup window,
+    24 h by default, so that a restart does not announce them again). ``bucket`` and ``prefix``
+    default to the entry's filters.
+    """
+
+    interval: str = "5m"
+    bucket: str | None = None
+    prefix: str | None = None
+    endpoint: str | None = None
+    region: str | None = None
+    access_key: SecretKeySelector | None = None
+    secret_key: SecretKeySelector | None = None
+    session_token: SecretKeySelector | None = None
+    min_age: str = "1m"
+    max_age: str = "24h"
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, value: str) -> str:
+        return _duration_field(value, "interval")
+
+    @field_validator("max_age")
+    @classmethod
+    def _max_age(cls, value: str) -> str:
+        return _duration_field(value, "maxAge")
+
+    @field_validator("min_age")
+    @classmethod
+    def _min_age(cls, value: str) -> str:
+        parse_go_duration(value)
+        return value
+
+    @model_validator(mode="after")
+    def _ages(self) -> S3ReconcileSpec:
+        _check_key_pair(self.access_key, self.secret_key, self.session_token)
+        if parse_go_duration(self.min_age) >= parse_go_duration(self.max_age):
+            raise ValueError("minAge must be shorter than maxAge")
+        return self
+
+
+class SNSConfirmSpec(ArgoModel):
+    """``spec.s3.<event>.sns``: how the webhook answers an SNS ``SubscriptionConfirmation``.
+
+    With ``confirm`` (the default) the gateway GETs the message's ``SubscribeURL`` when its host is
+    an AWS SNS endpoint (``sns.<region>.amazonaws.com[.cn]`` over https) or is listed in
+    ``allowedHosts`` (``host`` or ``host:port``, for SNS-compatible services).
+    """
+
+    confirm: bool = True
+    allowed_hosts: list[str] = Field(default_factory=list)
+
+
+class S3EventSource(ArgoModel):
+    """One entry under ``spec.s3`` (triggergate's own type; see ``docs/sources/s3.md``).
+
+    Notifications arrive pushed to ``webhook`` (MinIO webhook target, SNS HTTP(S) subscription,
+    MNS HTTP push, EventBridge API destination), pulled from ``sqs``, or both; ``reconcile``
+    lists the bucket to find objects whose notification was lost. ``bucket``, ``prefix``,
+    ``suffix`` and ``events`` (``ObjectCreated:*``, with or without ``s3:``) filter the records.
+    """
+
+    webhook: WebhookContext | None = None
+    sqs: S3QueueSpec | None = None
+    reconcile: S3ReconcileSpec | None = None
+    sns: SNSConfirmSpec | None = None
+    bucket: str | None = None
+    prefix: str = ""
+    suffix: str = ""
+    events: list[str] = Field(default_factory=list)
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, value: list[str]) -> list[str]:
+        from sensors.notifications import NotificationError, event_pattern
+
+        for pattern in value:
+            try:
+                event_pattern(pattern)
+            except NotificationError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _shape(self) -> S3EventSource:
+        if self.webhook is None and self.sqs is None and self.reconcile is None:
+            raise ValueError(
+                "an s3 event needs at least one of webhook (pushed notifications), sqs (a queue to "
+                "poll) or reconcile (list the bucket)"
+            )
+        if self.webhook is not None and self.webhook.metadata:
+            raise ValueError(
+                "set metadata on the s3 event itself (spec.s3.<event>.metadata), not under webhook"
+            )
+        if self.sns is not None and self.webhook is None:
+            raise ValueError("sns answers subscription confirmations of the webhook; it needs webhook")
+        if self.reconcile is not None:
+            if not (self.reconcile.bucket or self.bucket):
+                raise ValueError("reconcile needs a bucket to list: set reconcile.bucket or bucket")
+            from sensors.notifications import ObjectFilter
+
+            created = ("ObjectCreated:Put", "ObjectCreated:CompleteMultipartUpload")
+            flt = ObjectFilter.build(events=self.events)
+            if not any(flt.matches_event(name) for name in created):
+                raise ValueError(
+                    "reconcile announces created objects (ObjectCreated:Put / "
+                    "ObjectCreated:CompleteMultipartUpload), which the events filter excludes; "
+                    "add 'ObjectCreated:*' to events or remove reconcile"
+                )
+        return self
+
+
+class SQSEventSource(ArgoModel):
+    """One entry under ``spec.sqs`` (Argo's ``SQSEventSource``; see ``docs/sources/sqs.md``).
+
+    ``queue`` is the queue name (resolved with ``GetQueueUrl``), as in Argo; ``waitTimeSeconds`` 0
+    means 3 s, as in Argo. ``roleARN`` is not supported (assume the role outside the gateway).
+    """
+
+    region: str
+    queue: str
+    access_key: SecretKeySelector | None = None
+    secret_key: SecretKeySelector | None = None
+    session_token: SecretKeySelector | None = None
+    wait_time_seconds: int = 0
+    json_body: bool = False
+    role_arn: str | None = Field(default=None, alias="roleARN")
+    queue_account_id: str | None = None
+    endpoint: str | None = None
+    dlq: bool = False
+    metadata: dict[str, str] = Field(default_factory=dict)
+    filter: EventSourceFilter | None = None
+    skip_polling_when_event_bus_full: bool = False
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        return _non_empty(value, "region", "us-east-1")
+
+    @field_validator("queue")
+    @classmethod
+    def _queue(cls, value: str) -> str:
+        return _non_empty(value, "queue", "my-queue")
+
+    @field_validator("wait_time_seconds", mode="before")
+    @classmethod
+    def _wait(cls, value: Any) -> Any:
+        text = str(value).strip()
+        if isinstance(value, bool) or not text.isdigit() or int(text) > 20:
+            raise ValueError(
+                "waitTimeSeconds must be a number of seconds between 0 and 20 (0 means 3, as in Argo)"
+            )
+        return int(text)
+
+    @field_validator("role_arn")
+    @classmethod
+    def _role_arn(cls, value: str | None) -> str | None:
+        if value:
+            raise ValueError(
+                "roleARN is not supported: assume the role outside triggergate (for example IRSA, or "
+                "AWS_ROLE_ARN with AWS_WEB_IDENTITY_TOKEN_FILE in the environment) and leave roleARN empty"
+            )
+        return value
+
+    @field_validator("filter")
+    @classmethod
+    def _filter(cls, value: EventSourceFilter | None) -> EventSourceFilter | None:
+        return _reject_filter(value)
+
+    @model_validator(mode="after")
+    def _key_pair(self) -> SQSEventSource:
+        _check_key_pair(self.access_key, self.secret_key, self.session_token)
+        return self
+
+
+MINIO_NOT_SUPPORTED = (
+    "source type 'minio' is not supported: it needs MinIO's ListenBucketNotification streaming API, "
+    "which loses events while disconnected; use type 's3' with MinIO's webhook target instead "
+    "(mc admin config set ALIAS notify_webhook:ID endpoint=http://GATEWAY:PORT/PATH auth_token=TOKEN; "
+    "mc event add ALIAS/BUCKET arn:minio:sqs::ID:webhook --event put), see docs/sources/s3.md"
+)
+
+
 class EventSourceSpec(ArgoModel):
     event_bus_name: str = "default"
     template: dict[str, Any] | None = None
@@ -563,6 +825,8 @@ class EventSourceSpec(ArgoModel):
     webhook: dict[str, WebhookEventSource] = Field(default_factory=dict)
     amqp: dict[str, AMQPEventSource] = Field(default_factory=dict)
     kafka: dict[str, KafkaEventSource] = Field(default_factory=dict)
+    s3: dict[str, S3EventSource] = Field(default_factory=dict)
+    sqs: dict[str, SQSEventSource] = Field(default_factory=dict)
 
     # Argo source types that are not implemented yet: named so that the error says so.
     azure_events_hub: Any = None
@@ -591,7 +855,6 @@ class EventSourceSpec(ArgoModel):
     sftp: Any = None
     slack: Any = None
     sns: Any = None
-    sqs: Any = None
     storage_grid: Any = None
     stripe: Any = None
 
@@ -609,7 +872,6 @@ class EventSourceSpec(ArgoModel):
         "github",
         "gitlab",
         "hdfs",
-        "minio",
         "mns",
         "mqtt",
         "nats",
@@ -622,7 +884,6 @@ class EventSourceSpec(ArgoModel):
         "sftp",
         "slack",
         "sns",
-        "sqs",
         "storage_grid",
         "stripe",
     )
@@ -630,6 +891,13 @@ class EventSourceSpec(ArgoModel):
     def _unsupported(cls, value: Any, info: Any) -> Any:
         if value is not None:
             raise ValueError(_not_implemented("source", to_camel(info.field_name), SUPPORTED_SOURCE_TYPES))
+        return value
+
+    @field_validator("minio")
+    @classmethod
+    def _minio(cls, value: Any) -> Any:
+        if value is not None:
+            raise ValueError(MINIO_NOT_SUPPORTED)
         return value
 
     @model_validator(mode="after")
@@ -642,7 +910,7 @@ class EventSourceSpec(ArgoModel):
         return self
 
     def event_names(self) -> list[str]:
-        return [*self.webhook, *self.amqp, *self.kafka]
+        return [*self.webhook, *self.amqp, *self.kafka, *self.s3, *self.sqs]
 
 
 class EventSource(ArgoModel):
@@ -1106,6 +1374,120 @@ class ConditionsResetCriteria(ArgoModel):
     by_time: ConditionsResetByTime | None = None
 
 
+class CorrelationKey(ArgoModel):
+    """triggergate extension: how one dependency's correlation key is built from its (transformed) event.
+
+    ``path`` (a gjson path of the event data) with ``regex`` (named groups are fields), ``parse`` (a
+    named key parser of :mod:`sensors.keyparse`: ``illumina``, ``ont``, ``mgi``) or alone (the value
+    at the path is the key, field ``value``); then ``field`` picks a field as the key, or ``key`` (a
+    Go template over the fields) builds it. Or ``template``: a Go template over ``.Input`` (the event
+    data) whose output is the key. See ``docs/correlation.md``.
+    """
+
+    path: str | None = None
+    regex: str | None = None
+    parse: str | None = None
+    field: str | None = None
+    key: str | None = None
+    template: str | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> CorrelationKey:
+        if self.template is not None:
+            extra = [n for n in ("path", "regex", "parse", "field", "key") if getattr(self, n) is not None]
+            if extra:
+                raise ValueError(
+                    f"'template' builds the key by itself from .Input; remove {', '.join(extra)} "
+                    "(or drop 'template' and use 'path' with 'regex' or 'parse')"
+                )
+            _check_template(self.template)
+            return self
+        if self.path is None:
+            raise ValueError(
+                "a correlation key needs 'path' (with 'regex' or 'parse', or alone: the value at the path "
+                "is the key) or 'template' (a Go template over .Input)"
+            )
+        if self.regex is not None and self.parse is not None:
+            raise ValueError("use either 'regex' or 'parse' to read fields from the path, not both")
+        if self.field is not None and self.key is not None:
+            raise ValueError(
+                "use either 'field' (one field is the key) or 'key' (a template over the fields)"
+            )
+        if self.regex is not None:
+            from sensors.goregex import go_regex
+
+            try:
+                groups = go_regex(self.regex).groupindex
+            except re.error as exc:
+                raise ValueError(f"regex {self.regex!r} is not a valid regular expression: {exc}") from None
+            if not groups:
+                raise ValueError(
+                    f"regex {self.regex!r} has no named group; name the part that makes the key, "
+                    "e.g. '(?P<sample>[^/]+)_S[0-9]+_'"
+                )
+        if self.parse is not None:
+            from sensors.keyparse import PARSERS
+
+            if self.parse not in PARSERS:
+                raise ValueError(
+                    f"unknown key parser {self.parse!r}; known parsers: {', '.join(sorted(PARSERS))}"
+                )
+        if self.key is not None:
+            _check_template(self.key)
+        return self
+
+
+class Correlation(ArgoModel):
+    """triggergate extension on a trigger template: evaluate ``conditions`` per key (see
+    ``docs/correlation.md``). ``window`` (a Go duration) bounds how long a partial set waits, measured
+    on event time from its first event; ``onExpire`` is an optional trigger fired with an expired
+    partial set."""
+
+    window: str
+    key: str | None = None
+    dependencies: dict[str, CorrelationKey]
+    on_expire: Trigger | None = None
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        if parse_go_duration(value) <= 0:
+            raise ValueError(f"window {value!r} must be a positive Go duration such as '30m' or '6h'")
+        return value
+
+    @field_validator("dependencies")
+    @classmethod
+    def _dependencies(cls, value: dict[str, CorrelationKey]) -> dict[str, CorrelationKey]:
+        if not value:
+            raise ValueError("name how each dependency of the trigger's conditions gets its key")
+        return value
+
+    @field_validator("on_expire")
+    @classmethod
+    def _on_expire(cls, value: Trigger | None) -> Trigger | None:
+        if value is None:
+            return value
+        template = value.template
+        if template.correlation is not None:
+            raise ValueError("onExpire cannot have a correlation of its own")
+        if template.conditions.strip() or template.conditions_reset:
+            raise ValueError(
+                "onExpire fires when a partial set expires: it has no conditions or conditionsReset "
+                "of its own"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _compiles(self) -> Correlation:
+        from sensors.correlation import CorrelationError, check_correlation
+
+        try:
+            check_correlation(self)
+        except CorrelationError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+
 class TriggerTemplate(ArgoModel):
     name: str
     conditions: str = ""
@@ -1114,6 +1496,7 @@ class TriggerTemplate(ArgoModel):
     log: LogTrigger | None = None
     k8s: StandardK8STrigger | None = None
     argo_workflow: ArgoWorkflowTrigger | None = None
+    correlation: Correlation | None = None  # triggergate extension
 
     aws_lambda: Any = None
     azure_event_hubs: Any = None
@@ -1154,6 +1537,15 @@ class TriggerTemplate(ArgoModel):
             )
         if len(kinds) > 1:
             raise ValueError(f"a trigger template must have exactly one trigger type, found {kinds}")
+        return self
+
+    @model_validator(mode="after")
+    def _correlation_alone(self) -> TriggerTemplate:
+        if self.correlation is not None and self.conditions_reset:
+            raise ValueError(
+                "a trigger with 'correlation' cannot have 'conditionsReset': partial sets end with "
+                "correlation.window instead"
+            )
         return self
 
     @property
@@ -1226,6 +1618,15 @@ class SensorSpec(ArgoModel):
             seen.add(trig.name)
         return value
 
+    @model_validator(mode="after")
+    def _correlations(self) -> SensorSpec:
+        from sensors.correlation import sensor_correlation_problems
+
+        problems = sensor_correlation_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
 
 class Sensor(ArgoModel):
     api_version: Literal["argoproj.io/v1alpha1"]
@@ -1236,3 +1637,5 @@ class Sensor(ArgoModel):
 
 
 Trigger.model_rebuild()
+Correlation.model_rebuild()
+TriggerTemplate.model_rebuild()

@@ -17,14 +17,18 @@ from gateway.secrets import SecretStore
 from gateway.sources.amqp import build_amqp_sources
 from gateway.sources.base import Publisher, Source
 from gateway.sources.kafka import build_kafka_sources
+from gateway.sources.s3 import build_s3_sources
+from gateway.sources.sqs import build_sqs_sources
 from gateway.sources.webhook import build_webhook_sources
-from sensors.spec import ARGO_SOURCE_TYPES, EventSource
+from sensors.spec import SOURCE_TYPES, EventSource
 
 SourceBuilder = Callable[..., Sequence[Source]]
 
 SOURCE_KINDS: dict[str, SourceBuilder] = {
     "amqp": build_amqp_sources,
     "kafka": build_kafka_sources,
+    "s3": build_s3_sources,
+    "sqs": build_sqs_sources,
     "webhook": build_webhook_sources,
 }
 
@@ -40,8 +44,8 @@ def source_builder(kind: str) -> SourceBuilder:
 
 
 def kinds_used(event_source: EventSource) -> list[str]:
-    """The source kinds (spec keys, Argo spelling) that ``event_source`` has events for."""
-    return [kind for kind in ARGO_SOURCE_TYPES if getattr(event_source.spec, to_snake(kind), None)]
+    """The source kinds (spec keys, Argo spelling, and ``s3``) that ``event_source`` has events for."""
+    return [kind for kind in SOURCE_TYPES if getattr(event_source.spec, to_snake(kind), None)]
 
 
 def build_sources(
@@ -52,7 +56,8 @@ def build_sources(
 ) -> list[Source]:
     """Every source needed by ``event_sources``, kind by kind.
 
-    ``options`` (``host``, ``graceful_timeout``) are passed to every builder.
+    ``options`` (``host``, ``graceful_timeout``, ``dead_letters``: where sources keep upstream
+    messages they cannot use) are passed to every builder; a builder ignores what it does not use.
     """
     kinds: list[str] = []
     for event_source in event_sources:

@@ -206,6 +206,7 @@ class AMQPSource(Source):
         self._consuming = False
         self._task: asyncio.Task[None] | None = None
         self.queue_name: str | None = None
+        self.delivered = 0
         self.published = 0
         self.acked = 0
         self.requeued = 0
@@ -275,18 +276,29 @@ class AMQPSource(Source):
                            self.name, connect_timeout)
 
     async def stop(self) -> None:
+        """Stops consuming, records and acknowledges what was delivered, closes the connection.
+
+        Deliveries whose events are not durable within ``graceful_timeout`` seconds stay
+        unacknowledged: the broker delivers them again.
+        """
         self._stopping.set()
         self._wakeup.set()
-        if self._task is not None:
-            task, self._task = self._task, None
-            if not self._consuming:
-                task.cancel()  # still connecting: nothing delivered to finish
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-            except Exception:
-                logger.exception("%s: the consumer failed while stopping", self.name)
+        if self._task is None:
+            return
+        task, self._task = self._task, None
+        if self._consuming:
+            await asyncio.wait({task}, timeout=self.graceful_timeout)
+        if not task.done():
+            if self._consuming:
+                logger.warning("%s: stopped before the last deliveries were recorded; the broker "
+                               "delivers them again", self.name)
+            task.cancel()  # still connecting, or the bus did not answer in time
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            logger.exception("%s: the consumer failed while stopping", self.name)
 
     async def _run(self, url: str, context: ssl.SSLContext | None) -> None:
         delays = ReconnectDelays(self.spec.connection_backoff)
@@ -350,10 +362,11 @@ class AMQPSource(Source):
         finally:
             self._consuming = False
             try:
-                await queue.cancel(tag)
+                await asyncio.wait_for(queue.cancel(tag), 5.0)
             except Exception as exc:
                 logger.debug("%s: cancelling the consumer failed: %r", self.name, exc)
-            await self._flush_remaining()
+        if self._pending:  # delivered before the consumer was cancelled: record and acknowledge them
+            await self._flush()
 
     async def _close(self, connection: AbstractRobustConnection) -> None:
         try:
@@ -371,6 +384,7 @@ class AMQPSource(Source):
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         spec = self.spec
+        self.delivered += 1
         try:
             data = amqp_payload(message, json_body=spec.json_body, metadata=spec.metadata)
         except InvalidBody as exc:
@@ -398,16 +412,6 @@ class AMQPSource(Source):
                 bus_delays.reset()
             else:
                 await self._sleep(bus_delays.next())
-
-    async def _flush_remaining(self) -> None:
-        """On stop: publish and acknowledge what was delivered (bounded by the grace period)."""
-        if not self._pending:
-            return
-        try:
-            await asyncio.wait_for(self._flush(), self.graceful_timeout)
-        except TimeoutError:
-            logger.warning("%s: stopped before the last deliveries were recorded; the broker delivers "
-                           "them again", self.name)
 
     async def _flush(self) -> bool:
         """Publishes everything pending, then acks it (or nacks it with requeue). True on success."""

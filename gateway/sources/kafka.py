@@ -49,6 +49,7 @@ is logged and skipped (its offset is committed), as Argo skips it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import deque
@@ -98,6 +99,12 @@ def kafka_event_id(event_source: str, event_name: str, topic: str, partition: in
     return deterministic_event_id(SOURCE_TYPE, event_source, event_name, topic, str(partition), str(offset))
 
 
+@functools.lru_cache(maxsize=4096)
+def kafka_time(timestamp_ms: int | None) -> str:
+    """A record timestamp as Go prints it (records of one batch mostly share it: cached)."""
+    return go_time_string(from_unix_millis(timestamp_ms))
+
+
 def _text(raw: bytes | None) -> str:
     return "" if raw is None else raw.decode("utf-8", "replace")
 
@@ -109,7 +116,7 @@ def kafka_payload(
     key: bytes | None,
     value: bytes | None,
     timestamp_ms: int | None,
-    headers: Iterable[tuple[str, bytes | None]],
+    headers: Sequence[tuple[str, bytes | None]],
     json_body: bool,
     metadata: Mapping[str, str],
 ) -> dict[str, Any]:
@@ -119,8 +126,8 @@ def kafka_payload(
         "key": _text(key),
         "partition": partition,
         "body": encode_body(value, json_body),
-        "timestamp": go_time_string(from_unix_millis(timestamp_ms)),
-        "headers": {name: _text(raw) for name, raw in headers},
+        "timestamp": kafka_time(timestamp_ms),
+        "headers": {name: _text(raw) for name, raw in headers} if headers else {},
     }
     if metadata:
         payload["metadata"] = dict(metadata)
@@ -397,17 +404,23 @@ class KafkaSource(Source):
                            self.name, connect_timeout)
 
     async def stop(self) -> None:
+        """Stops fetching, lets the batches in flight finish (up to ``graceful_timeout`` seconds),
+        commits what is durable and leaves the group. What is not durable by then is read again."""
         self._stopping.set()
-        if self._task is not None:
-            task, self._task = self._task, None
-            if not self._consuming:
-                task.cancel()  # still connecting: nothing in flight to finish
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-            except Exception:
-                logger.exception("%s: the consumer failed while stopping", self.name)
+        if self._task is None:
+            return
+        task, self._task = self._task, None
+        if self._consuming:
+            grace = None if self.graceful_timeout is None else self.graceful_timeout + DRAIN_TIMEOUT
+            await asyncio.wait({task}, timeout=grace)
+        if not task.done():
+            task.cancel()  # still connecting, or stuck: nothing durable is left uncommitted by this
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            logger.exception("%s: the consumer failed while stopping", self.name)
 
     async def _run(self, kwargs: dict[str, Any], first: AIOKafkaConsumer) -> None:
         delays = ReconnectDelays(self.spec.connection_backoff)
@@ -557,9 +570,10 @@ class KafkaSource(Source):
             )
             return None
         extensions = {}
-        for name, raw in headers:
-            if name in _TRACE_HEADERS and raw:
-                extensions[name] = _text(raw)
+        if headers:
+            for name, raw in headers:
+                if name in _TRACE_HEADERS and raw:
+                    extensions[name] = _text(raw)
         return Event(
             id=kafka_event_id(self.event.event_source, self.event.event_name, record.topic,
                               record.partition, record.offset),
@@ -595,7 +609,7 @@ class KafkaSource(Source):
 
     async def _recover(self, consumer: AIOKafkaConsumer, delay: float) -> None:
         """After a bus failure: wait for the batches in flight, seek back to the first record not durable."""
-        await self._drain(None)
+        await self._drain(DRAIN_TIMEOUT)
         if self.group is not None:
             await self._commit(consumer)
         assigned = consumer.assignment()

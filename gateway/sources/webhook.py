@@ -613,6 +613,7 @@ def build_webhook_sources(
     *,
     host: str = DEFAULT_HOST,
     graceful_timeout: float | None = 30.0,
+    **_options: Any,
 ) -> list[WebhookServer]:
     """One :class:`WebhookServer` per port used by the webhook events of ``event_sources``.
 

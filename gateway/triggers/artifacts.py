@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import yaml
 
+from gateway.aws import AwsClient, AwsConnection, AwsError
 from gateway.errors import ConfigError, TriggerError
 from gateway.k8s import KubeError
 from sensors.spec import ArtifactLocation, S3Artifact
@@ -138,31 +139,19 @@ class SourceFetcher:
         access = secrets.get(spec.access_key).reveal() if spec.access_key else None
         secret = secrets.get(spec.secret_key).reveal() if spec.secret_key else None
 
-        def download() -> bytes:
-            import boto3  # optional dependency: checked by check_source
-
-            endpoint = spec.endpoint
-            if endpoint and "://" not in endpoint:
-                endpoint = ("http://" if spec.insecure else "https://") + endpoint
-            client = boto3.client(
-                "s3",
-                endpoint_url=endpoint,
-                region_name=spec.region,
-                aws_access_key_id=access,
-                aws_secret_access_key=secret,
-            )
-            body = client.get_object(Bucket=spec.bucket.name, Key=spec.object_key)["Body"]
-            try:
-                return bytes(body.read())
-            finally:
-                body.close()
-
+        endpoint = spec.endpoint
+        if endpoint and "://" not in endpoint:
+            endpoint = ("http://" if spec.insecure else "https://") + endpoint
+        connection = AwsConnection(
+            region=spec.region, endpoint=endpoint, access_key=access, secret_key=secret
+        )
+        client = AwsClient(connection, workers=1, name="s3-artifact")
         try:
-            data = await asyncio.to_thread(download)
-        except Exception as exc:  # botocore's errors; no botocore import outside the AWS edge
-            code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
-            permanent = code in ("NoSuchKey", "NoSuchBucket", "AccessDenied", "InvalidAccessKeyId")
-            raise TriggerError(f"{where}: {exc}", retriable=not permanent) from exc
+            data = await client.get_object(spec.bucket.name, spec.object_key)
+        except AwsError as exc:  # boto3 lives behind gateway.aws, which translates its errors
+            raise TriggerError(f"{where}: {exc}", retriable=exc.retriable) from exc
+        finally:
+            await client.close()
         return parse_object(data, where)
 
     async def close(self) -> None:
