@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: demo test lint typecheck unit integration bench clean
+.PHONY: demo test lint typecheck unit integration bench clean chart chart-values
 
 $(VENV)/.installed: pyproject.toml
 	@echo "==> creating $(VENV) and installing triggergate with its dev tools (pip install -e '.[dev]')"
@@ -35,6 +35,15 @@ integration: $(VENV)/.installed
 test: lint typecheck
 	@echo "==> pytest: the whole suite (unit, contract, integration)"
 	$(PY) -m pytest
+
+chart: $(VENV)/.installed
+	@echo "==> chart: values.yaml / values.schema.json match gateway/settings.py; render, lint, validate (tests/chart)"
+	$(PY) -m gateway.settings --check charts/triggergate
+	$(PY) -m pytest tests/chart -q
+
+chart-values: $(VENV)/.installed
+	@echo "==> regenerating charts/triggergate/values.yaml and values.schema.json from gateway/settings.py"
+	$(PY) -m gateway.settings --write charts/triggergate
 
 bench: $(VENV)/.installed
 	$(PY) bench/webhook_ingest.py

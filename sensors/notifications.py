@@ -145,11 +145,6 @@ class ObjectRecord:
             "record": self.record,
         }
 
-    @property
-    def object_version(self) -> tuple[str, str, str]:
-        """(bucket, key, version id or ETag): the object version this event is about."""
-        return (self.bucket, self.key, self.version_id or (self.etag or "").lower())
-
 
 @dataclass(frozen=True, slots=True)
 class Dropped:

@@ -295,7 +295,9 @@ def _check_yaml_mapping(value: str, field: str, example: str) -> str:
     except yaml.YAMLError as exc:
         raise ValueError(f"{field} must be a YAML mapping (for example {example!r}): {exc}") from None
     if doc is not None and not isinstance(doc, dict):
-        raise ValueError(f"{field} must be a YAML mapping (for example {example!r}), got {type(doc).__name__}")
+        raise ValueError(
+            f"{field} must be a YAML mapping (for example {example!r}), got {type(doc).__name__}"
+        )
     return value
 
 
@@ -521,7 +523,9 @@ class AMQPEventSource(ArgoModel):
     exchange_declare: AMQPExchangeDeclareConfig = Field(
         default_factory=lambda: AMQPExchangeDeclareConfig(durable=True)
     )
-    queue_declare: AMQPQueueDeclareConfig = Field(default_factory=lambda: AMQPQueueDeclareConfig(exclusive=True))
+    queue_declare: AMQPQueueDeclareConfig = Field(
+        default_factory=lambda: AMQPQueueDeclareConfig(exclusive=True)
+    )
     queue_bind: AMQPQueueBindConfig = Field(default_factory=AMQPQueueBindConfig)
     consume: AMQPConsumeConfig = Field(default_factory=lambda: AMQPConsumeConfig(auto_ack=True))
     auth: BasicAuth | None = None
@@ -674,7 +678,8 @@ class S3ReconcileSpec(ArgoModel):
 
 
 class SNSConfirmSpec(ArgoModel):
-    """``spec.s3.<event>.sns``: how the webhook answers an SNS ``SubscriptionConfirmation``.
+    """``spec.s3.<event>.sns``: how an SNS ``SubscriptionConfirmation`` (pushed to the webhook or
+    found in the queue) is answered.
 
     With ``confirm`` (the default) the gateway GETs the message's ``SubscribeURL`` when its host is
     an AWS SNS endpoint (``sns.<region>.amazonaws.com[.cn]`` over https) or is listed in
@@ -727,8 +732,11 @@ class S3EventSource(ArgoModel):
             raise ValueError(
                 "set metadata on the s3 event itself (spec.s3.<event>.metadata), not under webhook"
             )
-        if self.sns is not None and self.webhook is None:
-            raise ValueError("sns answers subscription confirmations of the webhook; it needs webhook")
+        if self.sns is not None and self.webhook is None and self.sqs is None:
+            raise ValueError(
+                "sns answers SNS subscription confirmations that reach the webhook or the queue; "
+                "it needs webhook or sqs"
+            )
         if self.reconcile is not None:
             if not (self.reconcile.bucket or self.bucket):
                 raise ValueError("reconcile needs a bucket to list: set reconcile.bucket or bucket")

@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pydantic.alias_generators import to_snake
-
 from gateway.errors import ConfigError
 from gateway.secrets import SecretStore
 from gateway.sources.amqp import build_amqp_sources
@@ -20,9 +18,12 @@ from gateway.sources.kafka import build_kafka_sources
 from gateway.sources.s3 import build_s3_sources
 from gateway.sources.sqs import build_sqs_sources
 from gateway.sources.webhook import build_webhook_sources
-from sensors.spec import SOURCE_TYPES, EventSource
+from sensors.spec import SOURCE_TYPES, EventSource, EventSourceSpec
 
 SourceBuilder = Callable[..., Sequence[Source]]
+
+# Spec key (``pubSub``, ``s3``) -> field of ``EventSourceSpec`` (``pub_sub``, ``s3``).
+_SPEC_FIELDS = {info.alias or name: name for name, info in EventSourceSpec.model_fields.items()}
 
 SOURCE_KINDS: dict[str, SourceBuilder] = {
     "amqp": build_amqp_sources,
@@ -45,7 +46,7 @@ def source_builder(kind: str) -> SourceBuilder:
 
 def kinds_used(event_source: EventSource) -> list[str]:
     """The source kinds (spec keys, Argo spelling, and ``s3``) that ``event_source`` has events for."""
-    return [kind for kind in SOURCE_TYPES if getattr(event_source.spec, to_snake(kind), None)]
+    return [kind for kind in SOURCE_TYPES if getattr(event_source.spec, _SPEC_FIELDS.get(kind, kind), None)]
 
 
 def build_sources(

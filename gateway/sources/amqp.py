@@ -248,7 +248,7 @@ class AMQPSource(Source):
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self, connect_timeout: float = 10.0) -> None:
+    async def start(self, connect_timeout: float = 5.0) -> None:
         """Checks the configuration, then connects and consumes in the background.
 
         Returns once the source consumes, or after ``connect_timeout`` seconds while it keeps

@@ -38,12 +38,12 @@ back) rather than skipped.
 
 **Other fields.** ``limitEventsPerSecond`` caps the events per second (in both modes; Argo only
 in consumer-group mode). ``sasl`` (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) and ``tls`` map onto the
-client; ``config`` (Argo's YAML of ``sarama.Config``) is mapped key by key onto the client (see
-:data:`SARAMA_OPTIONS`; other keys are ignored with a warning). ``version`` (sarama's protocol
-version) is ignored: the client negotiates the version with the broker. The consumer reconnects
-by itself; if it fails (broker unreachable at start, topic not authorized, ...) it is rebuilt
-after ``connectionBackoff``'s delay, forever. A value that is not JSON under ``jsonBody: true``
-is logged and skipped (its offset is committed), as Argo skips it.
+client; ``config`` (Argo's YAML of ``sarama.Config``) is mapped key by key onto the client
+(:mod:`gateway.sources.kafka_config`; other keys are ignored with a warning). ``version``
+(sarama's protocol version) is ignored: the client negotiates the version with the broker. The
+consumer reconnects by itself; if it fails (broker unreachable at start, topic not authorized,
+...) it is rebuilt after ``connectionBackoff``'s delay, forever. A value that is not JSON under
+``jsonBody: true`` is logged and skipped (its offset is committed), as Argo skips it.
 """
 
 from __future__ import annotations
@@ -52,13 +52,11 @@ import asyncio
 import functools
 import logging
 import time
-from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import yaml
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
@@ -70,10 +68,12 @@ from gateway.secrets import SecretStore
 from gateway.sources.base import Publisher, Source
 from gateway.sources.body import InvalidBody, encode_body
 from gateway.sources.gotime import from_unix_millis, go_time_string
+from gateway.sources.kafka_config import client_options
+from gateway.sources.kafka_offsets import OffsetRange, OffsetTracker
 from gateway.sources.reconnect import ReconnectDelays
 from gateway.sources.tls import client_ssl_context
 from sensors.event import Event, deterministic_event_id
-from sensors.spec import EventSource, KafkaEventSource, parse_go_duration
+from sensors.spec import EventSource, KafkaEventSource
 
 logger = logging.getLogger("triggergate.kafka")
 
@@ -132,141 +132,6 @@ def kafka_payload(
     if metadata:
         payload["metadata"] = dict(metadata)
     return payload
-
-
-def _duration_ms(value: Any) -> int:
-    return round(parse_go_duration(value) * 1000)
-
-
-def _isolation(value: Any) -> str:
-    levels = {0: "read_uncommitted", 1: "read_committed"}
-    if value not in levels:
-        raise ValueError("use 0 (ReadUncommitted) or 1 (ReadCommitted)")
-    return levels[value]
-
-
-def _initial_offset(value: Any) -> str:
-    offsets = {-2: "earliest", -1: "latest"}
-    if value not in offsets:
-        raise ValueError("use -2 (oldest) or -1 (newest)")
-    return offsets[value]
-
-
-# sarama.Config key (lower case, dotted, as viper reads Argo's YAML) -> (aiokafka option, converter)
-SARAMA_OPTIONS: dict[str, tuple[str, Any]] = {
-    "clientid": ("client_id", str),
-    "rackid": ("client_rack", str),
-    "metadata.refreshfrequency": ("metadata_max_age_ms", _duration_ms),
-    "net.readtimeout": ("request_timeout_ms", _duration_ms),
-    "consumer.group.session.timeout": ("session_timeout_ms", _duration_ms),
-    "consumer.group.heartbeat.interval": ("heartbeat_interval_ms", _duration_ms),
-    "consumer.group.rebalance.timeout": ("rebalance_timeout_ms", _duration_ms),
-    "consumer.maxwaittime": ("fetch_max_wait_ms", _duration_ms),
-    "consumer.retry.backoff": ("retry_backoff_ms", _duration_ms),
-    "consumer.fetch.min": ("fetch_min_bytes", int),
-    "consumer.fetch.default": ("max_partition_fetch_bytes", int),
-    "consumer.fetch.max": ("fetch_max_bytes", int),
-    "consumer.isolationlevel": ("isolation_level", _isolation),
-    "consumer.offsets.initial": ("auto_offset_reset", _initial_offset),
-}
-
-
-def _flatten(doc: Mapping[Any, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
-    for key, value in doc.items():
-        path = f"{prefix}{str(key).lower()}"
-        if isinstance(value, Mapping):
-            yield from _flatten(value, path + ".")
-        else:
-            yield path, value
-
-
-def client_options(config: str, where: str) -> tuple[dict[str, Any], list[str]]:
-    """The aiokafka options of Argo's ``config`` YAML, and the keys that have no equivalent.
-
-    Raises ``ConfigError`` (naming ``where`` and the key) for a value that cannot be converted.
-    """
-    if not config.strip():
-        return {}, []
-    doc = yaml.safe_load(config) or {}
-    if not isinstance(doc, Mapping):
-        raise ConfigError([f"{where}: config must be a YAML mapping of sarama.Config fields"])
-    options: dict[str, Any] = {}
-    ignored: list[str] = []
-    problems: list[str] = []
-    for path, value in _flatten(doc):
-        known = SARAMA_OPTIONS.get(path)
-        if known is None:
-            ignored.append(path)
-            continue
-        name, convert = known
-        try:
-            options[name] = convert(value)
-        except (TypeError, ValueError) as exc:
-            problems.append(f"{where}: config key {path!r} has an invalid value {value!r}: {exc}")
-    if problems:
-        raise ConfigError(problems)
-    return options, ignored
-
-
-# --------------------------------------------------------------------------- commit bookkeeping
-
-
-class _Range:
-    """Offsets ``first..end-1`` of one partition, fetched together; ``done`` once durable."""
-
-    __slots__ = ("done", "end", "first")
-
-    def __init__(self, first: int, end: int) -> None:
-        self.first = first
-        self.end = end
-        self.done = False
-
-
-class OffsetTracker:
-    """Which offsets of each partition are durable, so that commits never pass a pending one.
-
-    Ranges are added in fetch order (increasing offsets per partition) and marked done in any
-    order; :meth:`committable` is the offset to commit (the next one to read) once every range
-    before it is done. Dropping a partition (revoked, or sought back) forgets its ranges; a stale
-    range marked done afterwards changes nothing.
-    """
-
-    def __init__(self) -> None:
-        self._ranges: dict[TopicPartition, deque[_Range]] = {}
-        self._committable: dict[TopicPartition, int] = {}
-
-    def add(self, tp: TopicPartition, first: int, last: int) -> _Range:
-        rng = _Range(first, last + 1)
-        self._ranges.setdefault(tp, deque()).append(rng)
-        return rng
-
-    def done(self, ranges: Iterable[_Range]) -> None:
-        for rng in ranges:
-            rng.done = True
-
-    def committable(self) -> dict[TopicPartition, int]:
-        """Per partition, the offset up to which (exclusive) everything is durable, if it moved."""
-        moved: dict[TopicPartition, int] = {}
-        for tp, ranges in self._ranges.items():
-            end = None
-            while ranges and ranges[0].done:
-                end = ranges.popleft().end
-            if end is not None and end > self._committable.get(tp, -1):
-                self._committable[tp] = end
-                moved[tp] = end
-        return moved
-
-    def restart_points(self) -> dict[TopicPartition, int]:
-        """Per partition with pending ranges, the first offset not yet durable."""
-        return {tp: ranges[0].first for tp, ranges in self._ranges.items() if ranges}
-
-    def drop(self, partitions: Iterable[TopicPartition]) -> None:
-        for tp in partitions:
-            self._ranges.pop(tp, None)
-            self._committable.pop(tp, None)
-
-    def partitions(self) -> list[TopicPartition]:
-        return list(self._ranges)
 
 
 # --------------------------------------------------------------------------- the source
@@ -369,7 +234,7 @@ class KafkaSource(Source):
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self, connect_timeout: float = 10.0) -> None:
+    async def start(self, connect_timeout: float = 5.0) -> None:
         """Checks the configuration (secrets, TLS files), then starts consuming in the background.
 
         Returns once the consumer is connected, or after ``connect_timeout`` seconds while it keeps
@@ -519,7 +384,7 @@ class KafkaSource(Source):
         """Builds the events of one fetch and starts publishing them; returns the record count."""
         now = datetime.now(UTC)
         events: list[Event] = []
-        ranges: list[_Range] = []
+        ranges: list[OffsetRange] = []
         count = 0
         for tp, batch in records.items():
             if not batch:
@@ -581,7 +446,7 @@ class KafkaSource(Source):
             time=now, data=data, extensions=extensions,
         )
 
-    async def _publish(self, events: list[Event], ranges: list[_Range]) -> None:
+    async def _publish(self, events: list[Event], ranges: list[OffsetRange]) -> None:
         try:
             if events:
                 await self.publisher.publish(events)

@@ -50,6 +50,7 @@ from gateway.aws import (
     AwsClient,
     AwsError,
     ListedObject,
+    SqsMessage,
     confirm_subscription,
     region_from_queue_url,
     subscribe_url_allowed,
@@ -274,7 +275,7 @@ class _S3Route:
             status, text = await answer_subscription(self.entry, notification)
             return Response(text, status, media_type=_TEXT)
         if notification.kind != "records":
-            logger.info("s3 %s: acknowledged an %s message", self.entry.label, notification.kind)
+            logger.info("s3 %s: acknowledged a %s message", self.entry.label, notification.kind)
             return Response(b"success", 200, media_type=_TEXT)
         self.entry.log_dropped(notification)
         try:
@@ -389,7 +390,7 @@ class S3QueueHandler:
         self.publisher = publisher
         self.dead_letters = dead_letters
 
-    async def __call__(self, message: Any) -> Outcome:
+    async def __call__(self, message: SqsMessage) -> Outcome:
         entry = self.entry
         try:
             notification = parse_notification(message.body)
@@ -402,7 +403,7 @@ class S3QueueHandler:
                 return Outcome.RETRY
             return Outcome.DELETE
         if notification.kind != "records":
-            logger.info("s3 %s: deleted an %s message from the queue", entry.label, notification.kind)
+            logger.info("s3 %s: deleted a %s message from the queue", entry.label, notification.kind)
             return Outcome.DELETE
         entry.log_dropped(notification)
         try:
@@ -417,7 +418,7 @@ class S3QueueHandler:
             return Outcome.RETRY
         return Outcome.DELETE
 
-    async def _dead_letter(self, message: Any, reason: str) -> Outcome:
+    async def _dead_letter(self, message: SqsMessage, reason: str) -> Outcome:
         source = f"s3 {self.entry.label}"
         if self.dead_letters is None:
             logger.error(

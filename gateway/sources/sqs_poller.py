@@ -1,7 +1,8 @@
 """The SQS long-poll loop shared by the ``s3`` and ``sqs`` sources.
 
 :class:`SqsPoller` receives up to 10 messages at a time, hands each to the source's handler
-(concurrently) and then settles each message by the handler's :class:`Outcome`:
+(concurrently; one after the other for a FIFO queue, so that events keep the queue's order) and
+then settles each message by the handler's :class:`Outcome`:
 
 * ``DELETE``: its events are durable (or it was dead-lettered or deliberately dropped): deleted
   in one batch. A crash before the delete only causes a redelivery, which the deterministic
@@ -208,8 +209,21 @@ class SqsPoller(Source):
             )
             return Outcome.RETRY
 
+    async def _outcomes(self, queue_url: str, messages: list[SqsMessage]) -> list[Outcome]:
+        """Handle a batch: concurrently, or in order for a FIFO queue (where the first message that
+        must be retried holds back the rest of the batch, so that nothing overtakes it)."""
+        if not queue_url.endswith(".fifo"):
+            return list(await asyncio.gather(*(self._handle(m) for m in messages)))
+        outcomes: list[Outcome] = []
+        for message in messages:
+            if outcomes and outcomes[-1] is Outcome.RETRY:
+                outcomes.append(Outcome.RETRY)
+            else:
+                outcomes.append(await self._handle(message))
+        return outcomes
+
     async def _settle(self, queue_url: str, messages: list[SqsMessage]) -> None:
-        outcomes = await asyncio.gather(*(self._handle(m) for m in messages))
+        outcomes = await self._outcomes(queue_url, messages)
         delete = [m.receipt_handle for m, o in zip(messages, outcomes, strict=True) if o is Outcome.DELETE]
         retry = [m.receipt_handle for m, o in zip(messages, outcomes, strict=True) if o is Outcome.RETRY]
         if delete:

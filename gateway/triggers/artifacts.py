@@ -3,7 +3,7 @@
 ``resource`` (an inline object), ``inline`` (a YAML or JSON string), ``file`` (a path on the
 gateway's disk), ``url`` (HTTP GET; ``verifyCert: false``, Argo's default, skips TLS verification),
 ``configmap`` (one key of a ConfigMap, read through the Kubernetes API) and ``s3`` (one object,
-when boto3 is installed). Each returns a new dict; failures raise ``TriggerError`` whose
+through :mod:`gateway.aws`). Each returns a new dict; failures raise ``TriggerError`` whose
 ``retriable`` says whether fetching again can help (network and 5xx: yes; a missing file or key,
 or a document that is not an object: no).
 """

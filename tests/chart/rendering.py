@@ -80,8 +80,10 @@ class Rendered:
         return list(self.container["args"])
 
 
-def render(values: dict[str, Any] | None = None, *, chart: Path = CHART, namespace: str = NAMESPACE) -> Rendered:
-    """Render the chart; a failing ``fail`` or schema check raises Helm's error (its message is the user's)."""
+def render(
+    values: dict[str, Any] | None = None, *, chart: Path = CHART, namespace: str = NAMESPACE
+) -> Rendered:
+    """Render the chart; a ``fail`` or a schema violation raises Helm's error with the user's message."""
     helm = helm_sdk()
     with helm.Chart.load(str(chart)) as loaded:
         files: dict[str, str] = loaded.render(values or {}, name=RELEASE, namespace=namespace)

@@ -8,6 +8,7 @@ command line parses the container's arguments and loads the mounted manifests an
 
 from __future__ import annotations
 
+import importlib
 import re
 import tomllib
 from pathlib import Path
@@ -35,7 +36,10 @@ from tests.chart.rendering import (
     with_config,
 )
 
-KAFKA = {"kind": "kafka", "kafka": {"url": "kafka-0.kafka:9092,kafka-1.kafka:9092", "topic": "lab-events"}}
+KAFKA: dict[str, Any] = {
+    "kind": "kafka",
+    "kafka": {"url": "kafka-0.kafka:9092,kafka-1.kafka:9092", "topic": "lab-events"},
+}
 
 #: Values the chart must accept; each is rendered, schema-validated and validated as Kubernetes objects.
 VARIATIONS: dict[str, dict[str, Any]] = {
@@ -50,7 +54,9 @@ VARIATIONS: dict[str, dict[str, Any]] = {
                 "operations": ["submit", "submit-from", "retry", "terminate"],
                 "templates": ["WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow"],
             },
-            "k8s": [{"apiGroup": "", "resource": "configmaps", "operations": ["patch"], "createMissing": True}],
+            "k8s": [
+                {"apiGroup": "", "resource": "configmaps", "operations": ["patch"], "createMissing": True}
+            ],
             "configMapSource": True,
         },
     },
@@ -73,7 +79,11 @@ VARIATIONS: dict[str, dict[str, Any]] = {
             "nodeAffinity": {
                 "requiredDuringSchedulingIgnoredDuringExecution": {
                     "nodeSelectorTerms": [
-                        {"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}]}
+                        {
+                            "matchExpressions": [
+                                {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}
+                            ]
+                        }
                     ]
                 }
             }
@@ -92,7 +102,7 @@ CUSTOM_KINDS = {"ServiceMonitor"}
 
 def kubernetes_validate() -> ModuleType:
     try:
-        import kubernetes_validate as module
+        module = importlib.import_module("kubernetes_validate")
     except ImportError:
         pytest.skip("kubernetes-validate is not installed (it is a dev dependency: pip install -e '.[dev]')")
     return module
@@ -327,16 +337,26 @@ def test_metrics_on_their_own_port_get_annotations_a_port_and_a_service_monitor(
     assert annotations["prometheus.io/path"] == "/metrics"
     assert {"name": "metrics", "containerPort": 9090, "protocol": "TCP"} in rendered.container["ports"]
     service_ports = {p["name"]: p for p in rendered.one("Service")["spec"]["ports"]}
-    assert service_ports["metrics"] == {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}
+    assert service_ports["metrics"] == {
+        "name": "metrics",
+        "port": 9090,
+        "targetPort": "metrics",
+        "protocol": "TCP",
+    }
     monitor = rendered.one("ServiceMonitor")
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
     assert monitor["spec"]["endpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "30s"}]
-    assert monitor["spec"]["selector"]["matchLabels"].items() <= rendered.one("Service")["metadata"]["labels"].items()
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items()
+        <= rendered.one("Service")["metadata"]["labels"].items()
+    )
     assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
 
 
 def test_metrics_on_a_webhook_port_reuse_its_service_port() -> None:
-    rendered = render(with_config({"metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}}}))
+    rendered = render(
+        with_config({"metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}}})
+    )
     monitor = rendered.one("ServiceMonitor")
     assert monitor["spec"]["endpoints"][0]["port"] == "http-12000"
     assert monitor["metadata"]["labels"]["release"] == "prom"
@@ -362,7 +382,10 @@ def test_two_replicas_on_the_embedded_bus_are_refused_by_the_templates_too(tmp_p
         render(with_config({"bus": {"kind": "kafka"}}), chart=chart)
     with pytest.raises(helm.HelmRenderError, match=r"image.tag: latest is not allowed"):
         render(with_config({"image": {"tag": "latest"}}), chart=chart)
-    assert render(with_config({"replicas": 2, "bus": KAFKA}), chart=chart).one("StatefulSet")["spec"]["replicas"] == 2
+    assert (
+        render(with_config({"replicas": 2, "bus": KAFKA}), chart=chart).one("StatefulSet")["spec"]["replicas"]
+        == 2
+    )
 
 
 def test_the_kafka_bus_needs_its_url() -> None:
@@ -401,11 +424,24 @@ def test_the_default_arguments() -> None:
 
 def test_the_kafka_bus_is_passed_as_a_bus_url() -> None:
     values = with_config(
-        {"replicas": 2, "bus": {**KAFKA, "kafka": {**KAFKA["kafka"], "consumerGroup": "lab-gw", "options": {"tls": "true", "a": "x&y z"}}}}
+        {
+            "replicas": 2,
+            "bus": {
+                **KAFKA,
+                "kafka": {
+                    **KAFKA["kafka"],
+                    "consumerGroup": "lab-gw",
+                    "options": {"tls": "true", "a": "x&y z"},
+                },
+            },
+        }
     )
     args = render(values).args
     bus = args[args.index("--bus") + 1]
-    assert bus == "kafka://kafka-0.kafka:9092,kafka-1.kafka:9092/lab-events?consumerGroup=lab-gw&a=x%26y+z&tls=true"
+    assert (
+        bus
+        == "kafka://kafka-0.kafka:9092,kafka-1.kafka:9092/lab-events?consumerGroup=lab-gw&a=x%26y+z&tls=true"
+    )
     assert "--bus" not in render(_values("defaults")).args
 
 
@@ -453,7 +489,11 @@ def test_the_manifests_become_a_config_map_mounted_read_only() -> None:
     volumes = {v["name"]: v for v in rendered.pod["volumes"]}
     assert volumes["manifests"]["configMap"] == {"name": FULLNAME}
     mounts = {m["name"]: m for m in rendered.container["volumeMounts"]}
-    assert mounts["manifests"] == {"name": "manifests", "mountPath": "/etc/triggergate/manifests", "readOnly": True}
+    assert mounts["manifests"] == {
+        "name": "manifests",
+        "mountPath": "/etc/triggergate/manifests",
+        "readOnly": True,
+    }
 
 
 def test_an_existing_config_map_is_mounted_instead() -> None:
@@ -514,7 +554,9 @@ def _write_atomic_volume(directory: Path, files: dict[str, str]) -> None:
     (directory / "..data").symlink_to(stamp.name)
 
 
-def _materialize(rendered: Rendered, root: Path, *, config: dict[str, str], secrets: dict[str, dict[str, str]]) -> None:
+def _materialize(
+    rendered: Rendered, root: Path, *, config: dict[str, str], secrets: dict[str, dict[str, str]]
+) -> None:
     """Lay out the container's mounts under ``root`` from the rendered volumes and the given contents."""
     volumes = {v["name"]: v for v in rendered.pod["volumes"]}
     for mount in rendered.container["volumeMounts"]:

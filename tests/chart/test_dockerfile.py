@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -95,7 +94,9 @@ def test_base_images_are_pinned_slim_python_3_11(instructions: list[Instruction]
     for image in images:
         name, _, tag = image.partition(":")
         assert name == "python"
-        assert re.fullmatch(r"3\.11\.\d+-slim(-\w+)?(@sha256:[0-9a-f]{64})?", tag), f"{image}: pin a 3.11.x slim tag"
+        assert re.fullmatch(r"3\.11\.\d+-slim(-\w+)?(@sha256:[0-9a-f]{64})?", tag), (
+            f"{image}: pin a 3.11.x slim tag"
+        )
         assert "latest" not in image
 
 
@@ -140,7 +141,9 @@ def test_no_secret_is_baked_in(instructions: list[Instruction]) -> None:
     for ins in instructions:
         if ins.keyword in ("ENV", "ARG"):
             assert not re.search(r"(?i)secret|password|passwd|token|api_?key|credential", ins.arguments), ins
-    assert "ADD" not in {ins.keyword for ins in instructions}, "COPY only: ADD fetches URLs and unpacks archives"
+    assert "ADD" not in {ins.keyword for ins in instructions}, (
+        "COPY only: ADD fetches URLs and unpacks archives"
+    )
 
 
 def test_the_build_context_is_an_allowlist_that_has_what_copy_needs(instructions: list[Instruction]) -> None:

@@ -51,7 +51,7 @@ def _verbs(cell: str) -> tuple[set[str], set[str]]:
 
 
 def documented_argo() -> dict[str, Grants]:
-    """Rows of the argoWorkflow table by label: 'submit', 'submit-from a WorkflowTemplate', 'policy.k8s', ..."""
+    """The argoWorkflow table by row label: 'submit', 'submit-from a WorkflowTemplate', 'policy.k8s'..."""
     table: dict[str, Grants] = {}
     label = ""
     for first, resource_cell, verbs_cell in _rows(_section(RBAC_DOC.read_text(), "`argoWorkflow`")):
@@ -120,7 +120,9 @@ def render_rbac(**rbac: Any) -> Rendered:
 
 def test_the_doc_tables_are_where_the_tests_read_them() -> None:
     argo = documented_argo()
-    assert {"submit", "resubmit", "suspend", "terminate", "stop", "resume", "retry", "policy.k8s"} <= set(argo)
+    assert {"submit", "resubmit", "suspend", "terminate", "stop", "resume", "retry", "policy.k8s"} <= set(
+        argo
+    )
     assert argo["submit"] == {(ARGO, "workflows"): {"create", "get"}}
     assert argo["retry"][("", "pods")] == {"list", "delete"}
     assert documented_k8s()["`update`"] == ({"get", "update"}, {"create"})
@@ -150,7 +152,7 @@ def test_each_argo_operation_grants_exactly_the_documented_verbs(operation: str)
 
 @pytest.mark.parametrize("operation", ARGO_OPERATIONS)
 def test_every_argo_operation_allows_policy_k8s(operation: str) -> None:
-    (key, verbs), = documented_argo()["policy.k8s"].items()
+    ((key, verbs),) = documented_argo()["policy.k8s"].items()
     rendered = render_rbac(argoWorkflow={"operations": [operation], "templates": []})
     assert verbs <= role_grants(rendered)[key]
 
@@ -171,7 +173,9 @@ def test_submit_from_each_template_kind_grants_the_documented_verbs(kind: str) -
 def test_load_time_checks_alone_grant_get_on_templates() -> None:
     documented = documented_argo()
     label = next(name for name in documented if name.startswith("load-time checks"))
-    rendered = render_rbac(argoWorkflow={"operations": [], "templates": ["WorkflowTemplate", "ClusterWorkflowTemplate"]})
+    rendered = render_rbac(
+        argoWorkflow={"operations": [], "templates": ["WorkflowTemplate", "ClusterWorkflowTemplate"]}
+    )
     assert {**role_grants(rendered), **cluster_grants(rendered)} == documented[label]
 
 
@@ -202,7 +206,14 @@ def test_all_operations_together_merge_into_one_rule_per_resource() -> None:
 def test_each_k8s_operation_grants_the_documented_verbs(operation: str, create_missing: bool) -> None:
     always, if_missing = documented_k8s()[f"`{operation}`"]
     rendered = render_rbac(
-        k8s=[{"apiGroup": "batch", "resource": "jobs", "operations": [operation], "createMissing": create_missing}]
+        k8s=[
+            {
+                "apiGroup": "batch",
+                "resource": "jobs",
+                "operations": [operation],
+                "createMissing": create_missing,
+            }
+        ]
     )
     expected = always | (if_missing if create_missing else set())
     assert role_grants(rendered) == {("batch", "jobs"): expected}
@@ -242,7 +253,9 @@ def test_nothing_to_grant_means_no_role_and_no_binding() -> None:
 
 
 def test_rbac_create_false_renders_no_rbac_objects() -> None:
-    rendered = render(with_config({"rbac": {"create": False, "argoWorkflow": {"templates": ["ClusterWorkflowTemplate"]}}}))
+    rendered = render(
+        with_config({"rbac": {"create": False, "argoWorkflow": {"templates": ["ClusterWorkflowTemplate"]}}})
+    )
     kinds = {obj["kind"] for obj in rendered.objects}
     assert kinds.isdisjoint({"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"})
 
@@ -256,7 +269,11 @@ def test_one_role_and_binding_per_target_namespace_bound_to_the_release_service_
     bindings = {b["metadata"]["namespace"]: b for b in rendered.all("RoleBinding")}
     assert set(roles) == set(bindings) == {"lab-a", "lab-b"}  # not the release namespace
     for namespace, binding in bindings.items():
-        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": FULLNAME}
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": FULLNAME,
+        }
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}]
         assert role_grants(rendered, namespace) == role_grants(render(with_config()), NAMESPACE)
     account = rendered.one("ServiceAccount")["metadata"]

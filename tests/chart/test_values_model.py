@@ -37,7 +37,11 @@ def merged(overrides: dict[str, Any]) -> dict[str, Any]:
     def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
         out = dict(base)
         for key, value in top.items():
-            out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+            out[key] = (
+                merge(out[key], value)
+                if isinstance(value, dict) and isinstance(out.get(key), dict)
+                else value
+            )
         return {key: value for key, value in out.items() if value is not None}
 
     defaults = yaml.safe_load((CHART / "values.yaml").read_text())
@@ -70,7 +74,11 @@ def test_the_check_command_finds_drift(tmp_path: Path, capsys: pytest.CaptureFix
 
 def test_the_module_runs_as_a_script() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "gateway.settings", "--schema"], cwd=ROOT, capture_output=True, text=True, check=True
+        [sys.executable, "-m", "gateway.settings", "--schema"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert json.loads(result.stdout) == values_schema()
 
@@ -120,7 +128,12 @@ CASES: list[tuple[str, dict[str, Any], bool, str]] = [
     ("replicas 2 embedded", {"replicas": 2}, False, "replicas: 2 needs bus.kind: kafka"),
     ("replicas 2 kafka", {"replicas": 2, "bus": {"kind": "kafka", "kafka": {"url": "k:9092"}}}, True, ""),
     ("kafka without url", {"bus": {"kind": "kafka"}}, False, "bus.kafka.url is required"),
-    ("kafka url with scheme", {"bus": {"kind": "kafka", "kafka": {"url": "kafka://k:9092"}}}, False, "pattern"),
+    (
+        "kafka url with scheme",
+        {"bus": {"kind": "kafka", "kafka": {"url": "kafka://k:9092"}}},
+        False,
+        "pattern",
+    ),
     ("kafka several brokers", {"bus": {"kind": "kafka", "kafka": {"url": "a:9092,b.c:9093"}}}, True, ""),
     ("replicas 0", {"replicas": 0}, False, "greater than or equal to 1"),
     ("unknown key", {"replica": 2}, False, "Extra inputs are not permitted"),
@@ -141,6 +154,11 @@ CASES: list[tuple[str, dict[str, Any], bool, str]] = [
     ("storage class", {"persistence": {"storageClass": ""}}, True, ""),
     ("bad size", {"persistence": {"size": "lots"}}, False, "pattern"),
     ("log level", {"logLevel": "trace"}, False, "Input should be"),
+    ("existing config map", {"config": {"existingConfigMap": "lab-manifests"}}, True, ""),
+    ("bad config map name", {"config": {"existingConfigMap": "Lab_Manifests"}}, False, "pattern"),
+    ("bad service account name", {"serviceAccount": {"name": "-gw"}}, False, "pattern"),
+    ("relative mount path", {"secrets": {"mountPath": "secrets"}}, False, "pattern"),
+    ("bad kafka topic", {"bus": {"kind": "kafka", "kafka": {"url": "k:9092", "topic": "a/b"}}}, False, "pattern"),
 ]
 
 

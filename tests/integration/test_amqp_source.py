@@ -137,11 +137,11 @@ async def ready_count(queue: str) -> int:
         await connection.close()
 
 
-async def wait_until(check: Any, timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
+async def wait_until(check: Any, limit: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + limit
     while not check():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {limit}s waiting for {what}")
         await asyncio.sleep(0.02)
 
 
@@ -240,7 +240,8 @@ async def test_a_bus_failure_requeues_the_messages_and_they_are_delivered_again(
     finally:
         await healthy.stop()
     events = await all_events(bus)
-    assert sorted(e.id for e in events) == sorted(amqp_event_id("lims", "upload", f"upload-{i}") for i in range(5))
+    expected = sorted(amqp_event_id("lims", "upload", f"upload-{i}") for i in range(5))
+    assert sorted(e.id for e in events) == expected
 
 
 async def test_a_body_that_is_not_json_is_rejected_without_requeue(anames: Names, bus: MemoryBus) -> None:

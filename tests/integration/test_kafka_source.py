@@ -71,11 +71,11 @@ def source(
     return KafkaSource(KafkaEvent("lims", "upload", model), publisher, None, consumer_options=FAST_GROUP)
 
 
-async def wait_until(check: Any, timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
+async def wait_until(check: Any, limit: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + limit
     while not check():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {limit}s waiting for {what}")
         await asyncio.sleep(0.02)
 
 
@@ -207,7 +207,7 @@ async def test_a_rebalance_between_two_members_loses_nothing(kafka: Tansu, bus: 
         await produce(kafka.bootstrap, topic, values(range(400, 440)))
         await wait_until(
             lambda: sum({**one.committed, **two.committed}.values()) >= 440,
-            timeout=40, what="all 440 offsets committed by the two members",
+            limit=40, what="all 440 offsets committed by the two members",
         )
     finally:
         await two.stop()

@@ -38,7 +38,8 @@ def delivery(body: bytes, **properties: Any) -> IncomingMessage:
         consumer_tag="ctag", delivery_tag=7, redelivered=False, exchange="uploads", routing_key="run.42"
     )
     header = ContentHeader(0, len(body), commands.Basic.Properties(**properties))
-    return IncomingMessage(aiormq.abc.DeliveredMessage(delivery=deliver, header=header, body=body, channel=None))
+    delivered = aiormq.abc.DeliveredMessage(delivery=deliver, header=header, body=body, channel=None)
+    return IncomingMessage(delivered)
 
 
 def _spec(**fields: Any) -> AMQPEventSource:
@@ -52,7 +53,7 @@ def test_event_id_comes_from_the_message_id_when_the_producer_sets_one() -> None
     assert first == amqp_event_id("es", "ev", "upload-1")
     assert first == deterministic_event_id("amqp", "es", "ev", "upload-1")
     assert first != amqp_event_id("es", "ev", "upload-2") != amqp_event_id("es", "other", "upload-1")
-    randoms = {amqp_event_id("es", "ev", None), amqp_event_id("es", "ev", ""), amqp_event_id("es", "ev", None)}
+    randoms = {amqp_event_id("es", "ev", message_id) for message_id in (None, "", None)}
     assert len(randoms) == 3 and all(len(i) == 32 for i in randoms)
 
 
@@ -155,7 +156,10 @@ def test_url_from_secret_and_auth_from_secrets(tmp_path: Path) -> None:
         {
             **base,
             "urlSecret": {"name": "rmq", "key": "url"},
-            "auth": {"username": {"name": "rmq", "key": "user"}, "password": {"name": "rmq", "key": "password"}},
+            "auth": {
+                "username": {"name": "rmq", "key": "user"},
+                "password": {"name": "rmq", "key": "password"},
+            },
         }
     )
     assert _source(spec, SecretStore(tmp_path)).connection_url() == "amqp://svc:pw@rabbit:5672/"

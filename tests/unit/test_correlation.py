@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import re
 import tracemalloc
 from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from sensors.correlation import MAX_KEY_LENGTH, CorrelationState
 from sensors.engine import Decisions, SensorEngine, expiry_key, idempotency_key
 from sensors.event import Event
-from sensors.spec import Correlation
+from sensors.spec import Correlation, Sensor
 from tests.unit.sensor_factory import T0, dep, sensor
 
 ILLUMINA_R = r"(?P<sample>[^/]+)_S\d+_L\d{3}_R%d_001\.fastq\.gz$"
@@ -611,3 +614,27 @@ def test_state_can_be_built_from_a_spec_alone() -> None:
         CorrelationState(0, {})
     event = replace(fastq("A", 1), time=T0)
     assert state.key_of("r1", event) == "A"
+
+
+# --------------------------------------------------------------------------- the documented example
+
+
+def test_the_documented_sensor_loads_and_pairs_per_sample() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "correlation.md").read_text()
+    block = re.search(r"```yaml\n(apiVersion:.*?)```", doc, re.S)
+    assert block is not None
+    engine = SensorEngine(Sensor.model_validate(yaml.safe_load(block.group(1))))
+
+    def s3(name: str) -> Event:
+        key = f"runs/250304_A01234_0042_BHXXYYDSXC/Data/{name}"
+        return Event(id=name, source="uploads", subject="fastq", type="s3", time=T0, data={"key": key})
+
+    engine.observe(s3("A_S1_L001_R1_001.fastq.gz"), T0)
+    engine.observe(s3("B_S2_L001_R2_001.fastq.gz"), T0)
+    out = engine.observe(s3("A_S1_L001_R2_001.fastq.gz"), T0)
+    assert [(f.trigger, f.correlation_key, sorted(f.events)) for f in out.fires] == [
+        ("align", "A", ["r1", "r2"])
+    ]
+    (expire,) = engine.tick(T0 + 6 * H).expired
+    assert (expire.key, expire.missing) == ("B", ("r1",))
+    assert expire.on_expire is not None and expire.on_expire.trigger == "notify-lab"

@@ -19,14 +19,9 @@ from gateway.secrets import SecretStore
 from gateway.sources import build_sources
 from gateway.sources.body import InvalidBody, encode_body
 from gateway.sources.gotime import GO_ZERO_TIME, from_unix_millis, go_time_string
-from gateway.sources.kafka import (
-    KafkaEvent,
-    KafkaSource,
-    OffsetTracker,
-    client_options,
-    kafka_event_id,
-    kafka_payload,
-)
+from gateway.sources.kafka import KafkaEvent, KafkaSource, kafka_event_id, kafka_payload
+from gateway.sources.kafka_config import client_options
+from gateway.sources.kafka_offsets import OffsetTracker
 from gateway.sources.reconnect import ReconnectDelays
 from sensors.event import deterministic_event_id
 from sensors.spec import Backoff, EventSource, KafkaEventSource
@@ -319,7 +314,8 @@ def test_sasl_reads_its_secrets_and_tls_upgrades_the_protocol(tmp_path: Path) ->
     assert plain["sasl_mechanism"] == "SCRAM-SHA-512"
     assert (plain["sasl_plain_username"], plain["sasl_plain_password"]) == ("alice", "s3cret")
     tls = {"insecureSkipVerify": True}
-    both = _source({"consumerGroup": group, "sasl": sasl, "tls": tls}, SecretStore(tmp_path)).consumer_kwargs()
+    store = SecretStore(tmp_path)
+    both = _source({"consumerGroup": group, "sasl": sasl, "tls": tls}, store).consumer_kwargs()
     assert both["security_protocol"] == "SASL_SSL"
     assert both["ssl_context"] is not None
     only_tls = _source({"consumerGroup": group, "tls": {"enabled": True}}).consumer_kwargs()
@@ -333,7 +329,7 @@ def test_secrets_that_cannot_be_read_fail_with_what_to_do(tmp_path: Path) -> Non
     with pytest.raises(ConfigError, match="secret 'kafka' key 'user' not found"):
         _source({"consumerGroup": {"groupName": "g"}, "sasl": sasl}, SecretStore(tmp_path)).consumer_kwargs()
     tls = {"caCertSecret": {"name": "tls", "key": "ca.crt"}}
-    with pytest.raises(ConfigError, match="secret 'tls' key 'ca.crt' not found"):
+    with pytest.raises(ConfigError, match=r"secret 'tls' key 'ca\.crt' not found"):
         _source({"consumerGroup": {"groupName": "g"}, "tls": tls}, SecretStore(tmp_path)).consumer_kwargs()
     (tmp_path / "tls").mkdir()
     (tmp_path / "tls" / "ca.crt").write_text("not a certificate")
@@ -359,5 +355,5 @@ def test_a_bad_config_value_fails_when_the_sources_are_built() -> None:
             },
         }
     )
-    with pytest.raises(ConfigError, match="kafka es/ev: config key 'consumer.fetch.min' has an invalid value"):
+    with pytest.raises(ConfigError, match=r"kafka es/ev: config key 'consumer\.fetch\.min' has an invalid"):
         build_sources([es], _Recorder(), None)

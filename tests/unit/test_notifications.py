@@ -607,3 +607,58 @@ def test_envelopes_nested_too_deep_are_refused() -> None:
         doc = {"MessageId": "m", "MessageBody": orjson.dumps(doc).decode()}
     with pytest.raises(NotificationError, match="nested more than"):
         parse_document(doc)
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"Type": "Notification", "TopicArn": "t", "Message": 5}, "without a Message string"),
+        ({"Records": ["x"]}, "Records\\[0\\] must be an object"),
+        ({"Records": [{"eventName": "", "s3": {}}]}, "'eventName' must be a non-empty string"),
+        ({"Records": [{"eventName": "x", "s3": []}]}, "'s3' must be an object"),
+        ({"source": "aws.s3", "detail-type": "Object Created", "detail": "x"}, "without a 'detail' object"),
+        ({"events": {}}, "'events' must be a list"),
+        ({"events": [1]}, "events\\[0\\] must be an object"),
+    ],
+)
+def test_malformed_documents(doc: dict[str, Any], message: str) -> None:
+    with pytest.raises(NotificationError, match=message):
+        parse_document(doc)
+
+
+def test_eventbridge_event_without_an_object_is_dropped() -> None:
+    doc = copy.deepcopy(EVENTBRIDGE)
+    del doc["detail"]["object"]
+    notification = parse_document(doc)
+    assert notification.records == () and "not an object event" in notification.dropped[0].reason
+
+
+def test_oss_cloudevent_without_data_is_dropped() -> None:
+    doc = {
+        "specversion": "1.0",
+        "id": "1",
+        "source": "acs.oss",
+        "type": "oss:ActionTrail:ApiCall",
+        "data": {},
+    }
+    notification = parse_document(doc)
+    assert notification.records == () and notification.dropped[0].event_name == "ActionTrail:ApiCall"
+
+
+def test_urlsafe_base64_mns_body_and_odd_sizes() -> None:
+    events = {"events": [oss_event("ObjectCreated:PutObject", "k?>>", size="12")]}
+    text = base64.urlsafe_b64encode(orjson.dumps(events)).rstrip(b"=")
+    record = only(text)
+    assert (record.key, record.size) == ("k?>>", 12)
+    for size, expected in ((12.0, 12), (True, None), ("x", None), (None, None)):
+        assert only({"Records": [aws_record("k", size=size)]}).size == expected
+
+
+def test_depth_limit_also_counts_base64_layers() -> None:
+    doc: Any = {"MessageBody": b64({"Records": []})}
+    for _ in range(3):
+        doc = {"MessageBody": orjson.dumps(doc).decode()}
+    with pytest.raises(NotificationError, match="nested more than"):
+        parse_document(doc)
+    shallower = {"MessageBody": orjson.dumps({"MessageBody": b64({"Records": []})}).decode()}
+    assert parse_document(shallower).formats == ("mns", "mns", "base64", "aws")

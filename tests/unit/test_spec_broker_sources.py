@@ -13,7 +13,12 @@ from gateway.errors import ConfigError
 from sensors.spec import SUPPORTED_SOURCE_TYPES, AMQPEventSource, EventSource, KafkaEventSource
 
 KAFKA = {"url": "kafka:9092", "topic": "uploads", "consumerGroup": {"groupName": "triggergate"}}
-AMQP = {"url": "amqp://rabbit:5672/", "exchangeName": "uploads", "exchangeType": "topic", "routingKey": "run.#"}
+AMQP = {
+    "url": "amqp://rabbit:5672/",
+    "exchangeName": "uploads",
+    "exchangeType": "topic",
+    "routingKey": "run.#",
+}
 
 
 def kafka(**fields: Any) -> KafkaEventSource:
@@ -91,7 +96,9 @@ def test_kafka_rejects(fields: dict[str, Any], message: str) -> None:
 
 def test_kafka_sasl_and_tls_accept_argos_forms() -> None:
     secret = {"name": "kafka", "key": "user"}
-    spec = kafka(sasl={"mechanism": "", "userSecret": secret, "passwordSecret": secret}, tls={"enabled": True})
+    spec = kafka(
+        sasl={"mechanism": "", "userSecret": secret, "passwordSecret": secret}, tls={"enabled": True}
+    )
     assert spec.sasl is not None and spec.sasl.mechanism == "PLAIN"
     assert kafka(tls={"insecureSkipVerify": True}).tls is not None
     assert kafka(tls={"caCertSecret": {"name": "t", "key": "ca"}}).tls is not None
@@ -103,7 +110,8 @@ def test_kafka_sasl_and_tls_accept_argos_forms() -> None:
 def test_amqp_sections_left_out_get_argos_defaults() -> None:
     spec = amqp()
     assert spec.exchange_declare.durable is True
-    assert (spec.queue_declare.name, spec.queue_declare.exclusive, spec.queue_declare.durable) == ("", True, False)
+    queue = spec.queue_declare
+    assert (queue.name, queue.exclusive, queue.durable) == ("", True, False)
     assert spec.consume.auto_ack is True
     assert spec.queue_bind.no_wait is False
 

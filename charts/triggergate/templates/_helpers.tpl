@@ -103,7 +103,7 @@ query values URL-encoded, options in key order.
 {{/* The arguments of the container (the image's ENTRYPOINT is `triggergate`), as a YAML list. */}}
 {{- define "triggergate.args" -}}
 {{- $args := list "run" .Values.config.mountPath
-      "--state" .Values.persistence.mountPath
+      "--state-dir" .Values.persistence.mountPath
       "--secrets-dir" .Values.secrets.mountPath
       "--log-format" .Values.logFormat
       "--log-level" .Values.logLevel
