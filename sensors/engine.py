@@ -162,7 +162,8 @@ class _Dependency:
 
 
 class SensorEngine:
-    """The state of one sensor: per trigger, the latest accepted event of each dependency."""
+    """The state of one sensor: per trigger, the latest accepted event of each dependency (per key
+    for a trigger with ``correlation``)."""
 
     def __init__(self, sensor: Sensor) -> None:
         self.name = sensor.metadata.name

@@ -208,3 +208,18 @@ def test_a_partial_set_whose_window_passed_during_downtime_expires_after_restart
         assert f"missing r2 for key {RUN}/G" in dlq_list(state)
     finally:
         assert gw.terminate() == 0
+
+
+def test_bench_prints_throughput_and_memory_per_key() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "correlation.py"), "--keys", "2000", "--repeat", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    for label in ("2,000 keys", "overall:", "events/s", "engine state:", "bytes", "both:"):
+        assert label in done.stdout, done.stdout
+    assert "engine state per pending key: met" in done.stdout  # the bound, not a timing

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.config import ManifestError, Manifests, Problem, format_path, load_manifests
 from gateway.errors import ConfigError
-from sensors.spec import EventSource, Sensor
+from sensors.spec import SUPPORTED_SOURCE_TYPES, EventSource, Sensor
 
 FIXTURES = Path(__file__).parent / "manifests"
 
@@ -230,23 +230,23 @@ def test_unsupported_trigger_type_names_the_supported_ones(tmp_path: Path) -> No
 def test_unsupported_source_type_names_the_supported_ones(tmp_path: Path) -> None:
     path = write(
         tmp_path,
-        "kafka.yaml",
+        "mqtt.yaml",
         """\
         apiVersion: argoproj.io/v1alpha1
         kind: EventSource
         metadata:
-          name: kafka
+          name: mqtt
         spec:
-          kafka:
+          mqtt:
             example:
-              url: kafka.argo-events:9092
+              url: tcp://mqtt.argo-events:1883
               topic: topic-2
     """,
     )
     problem = only_problem([path])
-    assert (problem.field, problem.line, problem.column) == ("spec.kafka", 6, 3)
-    assert "source type 'kafka' is not implemented" in problem.message
-    assert "supported source types: webhook" in problem.message
+    assert (problem.field, problem.line, problem.column) == ("spec.mqtt", 6, 3)
+    assert "source type 'mqtt' is not implemented" in problem.message
+    assert "supported source types: " + ", ".join(SUPPORTED_SOURCE_TYPES) in problem.message
 
 
 def test_missing_required_field_points_at_the_mapping_that_lacks_it(tmp_path: Path) -> None:

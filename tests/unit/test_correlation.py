@@ -249,6 +249,28 @@ def test_bare_path_gjson_path_and_non_string_values() -> None:
     assert fired(engine.observe(b, T0)) == [("42", {"r1": a.id, "r2": b.id})]
 
 
+def test_optional_groups_and_sprig_defaults() -> None:
+    spec = {
+        "window": "1h",
+        "dependencies": {
+            "r1": {"path": "body.key", "regex": r"^(?:(?P<run>[^/]+)/)?x$"},
+            "r2": {
+                "path": "body.key",
+                "parse": "illumina",
+                "key": '{{ .sample }}/L{{ .lane | default "all" }}',
+            },
+        },
+    }
+    engine = correlated(spec)
+    out = engine.observe(upload("x"), T0)  # the optional group did not take part
+    assert any("optional group 'run' did not take part" in d.errors[0] for d in out.discarded)
+    merged = upload("A_S1_R2_001.fastq.gz")  # no lane: the template's default applies
+    engine.observe(merged, T0)
+    assert engine.pending_keys() == {"align": {"A/Lall": {"r2": merged.id}}}
+    out = engine.observe(upload("A/x"), T0)  # r1's key is the run folder "A": not the same key
+    assert out.fires == [] and sorted(engine.pending_keys()["align"]) == ["A", "A/Lall"]
+
+
 def test_empty_and_overlong_keys_are_refused() -> None:
     spec = {"window": "1h", "dependencies": {"r1": {"path": "body.sample"}, "r2": {"path": "body.sample"}}}
     engine = correlated(spec)

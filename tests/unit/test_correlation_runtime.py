@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 
 from gateway.bus.memory import MemoryBus
 from gateway.firing import FiringRunner
-from gateway.runtime import SensorWorker
+from gateway.runtime import CATCH_UP_IDLE, SensorWorker
 from gateway.secrets import SecretStore
 from gateway.store import SqliteStore
 from gateway.triggers import build_executor
@@ -68,9 +69,11 @@ class Harness:
     store: SqliteStore
     worker: SensorWorker
 
-    async def pending(self) -> Any:
-        stats = await self.bus.stats()
-        return stats["groups"][self.worker.group]["pending"]  # type: ignore[index]
+    async def pending(self) -> int | None:
+        """Unacknowledged events of the worker's group; None before it subscribed."""
+        groups: Any = (await self.bus.stats())["groups"]
+        group = groups.get(self.worker.group)
+        return None if group is None else int(group["pending"])
 
 
 @pytest.fixture
@@ -93,14 +96,24 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     await store.close()
 
 
+async def wait_until(check: Callable[[], Awaitable[bool]], what: str, limit: float = 10.0) -> None:
+    deadline = time.monotonic() + limit
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {limit}s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
 async def run_until_acked(h: Harness, events: list[Event]) -> None:
     stop = asyncio.Event()
     task = asyncio.create_task(h.worker.run(stop))
     await h.bus.publish(events)
+
+    async def settled() -> bool:
+        return await h.pending() == 0 and not h.worker.engine.pending_keys()
+
     try:
-        async with asyncio.timeout(10):
-            while await h.pending() or h.worker.engine.pending_keys():
-                await asyncio.sleep(0.02)
+        await wait_until(settled, "every event acknowledged")
     finally:
         stop.set()
         await task
@@ -131,11 +144,23 @@ async def test_a_failed_dead_letter_keeps_the_events_unacknowledged(harness: Har
     stop = asyncio.Event()
     task = asyncio.create_task(harness.worker.run(stop))
     await harness.bus.publish([old])
-    async with asyncio.timeout(10):
-        while harness.worker.expired == 0:
-            await asyncio.sleep(0.02)
+
+    async def tried() -> bool:
+        return harness.worker.expired > 0
+
+    await wait_until(tried, "the expiry")
     await asyncio.sleep(0.1)
     stop.set()
     await task
     await harness.worker.drain(5)
     assert await harness.pending() == 1  # replayed after a restart, expired again then
+
+
+async def test_clock_decisions_wait_for_the_replayed_tail(harness: Harness) -> None:
+    worker = harness.worker
+    old = upload("A_S1_L001_R1_001.fastq.gz", datetime.now(UTC) - timedelta(hours=2))
+    worker.engine.observe(old, datetime.now(UTC))  # as replayed right after a start
+    wait = worker._until_deadline()
+    assert wait is not None and wait >= CATCH_UP_IDLE  # the deadline passed, but the tail may hold its R2
+    worker._caught_up = True
+    assert worker._until_deadline() == 0.0
