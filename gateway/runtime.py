@@ -128,7 +128,7 @@ class SensorWorker:
         self._tasks: set[asyncio.Task[None]] = set()
         self.processed = 0
         self.fired = 0
-        self.expired = 0  # correlation sets that expired (carried out)
+        self.expired = 0  # correlation expiries handled (one whose recording failed counts again on replay)
         self._started = datetime.now(UTC)
         self._started_clock = time.monotonic()
         self._caught_up = False

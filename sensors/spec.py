@@ -740,6 +740,11 @@ class S3EventSource(ArgoModel):
         if self.reconcile is not None:
             if not (self.reconcile.bucket or self.bucket):
                 raise ValueError("reconcile needs a bucket to list: set reconcile.bucket or bucket")
+            if self.reconcile.bucket and self.bucket and self.reconcile.bucket != self.bucket:
+                raise ValueError(
+                    f"reconcile.bucket {self.reconcile.bucket!r} differs from the bucket filter "
+                    f"{self.bucket!r}, so nothing it finds would pass; leave reconcile.bucket out"
+                )
             from sensors.notifications import ObjectFilter
 
             created = ("ObjectCreated:Put", "ObjectCreated:CompleteMultipartUpload")

@@ -133,19 +133,25 @@ class S3Entry:
     def events(
         self, records: Iterable[ObjectRecord], now: datetime
     ) -> tuple[list[Event], list[ObjectRecord]]:
-        """The events of the records that pass the filters (and those records)."""
+        """The events of the records that pass the filters (and those records); a record repeated
+        in the same message is one event."""
         events: list[Event] = []
         kept: list[ObjectRecord] = []
+        ids: set[str] = set()
         metadata = self.spec.metadata
         for record in records:
             if not self.filter.matches(record):
                 continue
+            ident = event_id(self.event_source, self.event_name, record)
+            if ident in ids:
+                continue
+            ids.add(ident)
             data = record.data()
             if metadata:
                 data["metadata"] = dict(metadata)
             events.append(
                 Event(
-                    id=event_id(self.event_source, self.event_name, record),
+                    id=ident,
                     source=self.event_source,
                     subject=self.event_name,
                     type=SOURCE_TYPE,

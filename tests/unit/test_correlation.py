@@ -13,10 +13,17 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from sensors.correlation import MAX_KEY_LENGTH, CorrelationState
+from sensors.correlation import (
+    MAX_KEY_LENGTH,
+    CorrelationError,
+    CorrelationState,
+    check_correlation,
+    compile_extractor,
+    possible_fields,
+)
 from sensors.engine import Decisions, SensorEngine, expiry_key, idempotency_key
 from sensors.event import Event
-from sensors.spec import Correlation, Sensor
+from sensors.spec import Correlation, CorrelationKey, Sensor
 from tests.unit.sensor_factory import T0, dep, sensor
 
 ILLUMINA_R = r"(?P<sample>[^/]+)_S\d+_L\d{3}_R%d_001\.fastq\.gz$"
@@ -269,6 +276,63 @@ def test_optional_groups_and_sprig_defaults() -> None:
     assert engine.pending_keys() == {"align": {"A/Lall": {"r2": merged.id}}}
     out = engine.observe(upload("A/x"), T0)  # r1's key is the run folder "A": not the same key
     assert out.fires == [] and sorted(engine.pending_keys()["align"]) == ["A", "A/Lall"]
+
+
+def test_more_key_shapes_and_their_failures() -> None:
+    spec = {
+        "window": "1h",
+        "dependencies": {
+            # two groups: one is the key (field), or both compose it (key)
+            "r1": {"path": "body.key", "regex": r"(?P<run>[^/]+)/(?P<sample>[^/]+)\.r1$", "field": "sample"},
+            "r2": {
+                "path": "body.key",
+                "regex": r"(?P<run>[^/]+)/(?P<sample>[^/]+)\.r2$",
+                "key": "{{ .sample }}",
+            },
+            "m": {"path": "body.key", "parse": "illumina", "field": "lane"},
+        },
+    }
+    deps = [dep("r1", event="f"), dep("r2", event="f"), dep("m", event="m")]
+    engine = correlated(spec, conditions="r1 && (r2 || m)", deps=deps)
+    r2 = upload("run/A.r2", subject="f")
+    out = engine.observe(r2, T0)  # r2 alone does not satisfy r1 && (r2 || m)
+    assert out.fires == [] and "does not match the regex" in out.discarded[0].errors[0]
+    r1 = upload("run/A.r1", subject="f")
+    assert fired(engine.observe(r1, T0)) == [("A", {"r1": r1.id, "r2": r2.id})]
+    merged = upload("A_S1_R1_001.fastq.gz", subject="m")  # no lane: field 'lane' is missing
+    out = engine.observe(merged, T0)
+    assert "field 'lane' is missing" in out.discarded[0].errors[0]
+
+
+def test_runtime_template_errors_and_odd_data_discard_with_the_reason() -> None:
+    spec = {
+        "window": "1h",
+        "key": '{{ if eq .value "bad" }}{{ fail "refused sample" }}{{ end }}{{ .value }}',
+        "dependencies": {
+            "r1": {"path": "body.sample"},
+            "r2": {"template": "{{ .Input.body.n | upper }}"},
+        },
+    }
+    engine = correlated(spec, deps=[dep("r1", event="a"), dep("r2", event="b")])
+    out = engine.observe(upload("k", subject="a", sample="bad"), T0)
+    assert (
+        "the key template failed" in out.discarded[0].errors[0]
+        and "refused sample" in out.discarded[0].errors[0]
+    )
+    out = engine.observe(upload("k", subject="b", n=3), T0)  # upper of a number fails, as in Go
+    assert "the key template failed" in out.discarded[0].errors[0]
+    general = correlated(
+        {
+            "window": "1h",
+            "key": "{{ .value | lower }}-{{ .other }}",
+            "dependencies": _deps(r1={"path": "body.x"}),
+        }
+    )
+    out = general.observe(upload("k", x="A"), T0)  # a general template printing <no value> for .other
+    assert "printed '<no value>': a field it uses is missing" in out.discarded[0].errors[0]
+    odd = Event(id="odd", source="webhook", subject="a", type="webhook", time=T0, data={"body": "text"})
+    out = engine.observe(odd, T0)  # body is no object: the gjson lookup says the path is missing
+    assert "path 'body.sample' does not exist" in out.discarded[0].errors[0]
 
 
 def test_empty_and_overlong_keys_are_refused() -> None:
@@ -577,6 +641,10 @@ def _deps(**override: Any) -> dict[str, Any]:
             'unknown function "uper"',
         ),
         (
+            {"window": "1h", "key": "{{ uper .sample }}", "dependencies": _deps()},
+            'key: unknown function "uper"',
+        ),
+        (
             {"window": "1h", "dependencies": _deps(m={"path": "k"})},
             "'m', which the trigger's conditions 'r1 && r2' do not use",
         ),
@@ -636,6 +704,10 @@ def test_state_can_be_built_from_a_spec_alone() -> None:
         CorrelationState(0, {})
     event = replace(fastq("A", 1), time=T0)
     assert state.key_of("r1", event) == "A"
+    assert CorrelationState.from_spec(spec).order == ("r1", "r2")
+    assert state.satisfied("nothing") == frozenset() and not state.complete("nothing")
+    with pytest.raises(CorrelationError, match="must be a positive Go duration"):
+        check_correlation(Correlation.model_construct(window="0s", key=None, dependencies={}, on_expire=None))
 
 
 # --------------------------------------------------------------------------- the documented example
@@ -660,3 +732,18 @@ def test_the_documented_sensor_loads_and_pairs_per_sample() -> None:
     (expire,) = engine.tick(T0 + 6 * H).expired
     assert (expire.key, expire.missing) == ("B", ("r1",))
     assert expire.on_expire is not None and expire.on_expire.trigger == "notify-lab"
+
+
+def test_compile_extractor_checks_what_it_is_given_on_its_own() -> None:
+    # The model refuses these first; the compiler says the same when it is called directly.
+    bad_regex = CorrelationKey.model_construct(
+        path="k", regex="(?P<x", parse=None, field=None, key=None, template=None
+    )
+    with pytest.raises(CorrelationError, match=r"d\.regex '\(\?P<x' is not a valid regular expression"):
+        compile_extractor(bad_regex, None, "d")
+    bad_parser = CorrelationKey.model_construct(
+        path="k", regex=None, parse="pacbio", field=None, key=None, template=None
+    )
+    with pytest.raises(CorrelationError, match=r"d\.parse: unknown key parser 'pacbio'"):
+        compile_extractor(bad_parser, None, "d")
+    assert possible_fields(CorrelationKey(template="{{ .Input.x }}")) is None

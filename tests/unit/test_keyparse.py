@@ -175,6 +175,11 @@ def test_ont_reports() -> None:
         "kind": "marker",
         "run_id": "646d7417",
     }
+    top = parse_object_key(
+        "ont", "20250603_1201_3E_PAA12345_e05460c6/final_summary_PAA12345_e05460c6_646d7417.txt"
+    )
+    assert top is not None and top["run"] == "20250603_1201_3E_PAA12345_e05460c6"
+    assert "sample" not in top and "experiment" not in top  # no folders above the run folder
     summary = parse_object_key("ont", "sequencing_summary_PAA12345_e05460c6_646d7417.txt")
     assert summary is not None and summary["kind"] == "summary" and "run" not in summary
     sheet = parse_object_key("ont", f"{ONT_RUN}/sample_sheet_PAA12345_20250603_1201_e05460c6.csv")

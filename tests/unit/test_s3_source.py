@@ -59,6 +59,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.events: list[Event] = []
+        self.batches: list[int] = []
         self.calls = 0
         self.fail = False
 
@@ -66,6 +67,7 @@ class Recorder:
         self.calls += 1
         if self.fail:
             raise BusError("disk full")
+        self.batches.append(len(events))
         known = {e.id for e in self.events}
         out = []
         for event in events:
@@ -127,6 +129,7 @@ def test_s3_spec_defaults_and_registry() -> None:
         ({"s3": {"up": {"sqs": {"queue": "q", "visibilityTimeout": 0}}}}, "between 1 and 43200"),
         ({"s3": {"up": {"sqs": {"queue": "q", "accessKey": {"name": "a", "key": "b"}}}}}, "set together"),
         ({"s3": {"up": {"reconcile": {}}}}, "reconcile needs a bucket"),
+        ({"s3": {"up": {"reconcile": {"bucket": "a"}, "bucket": "b"}}}, "differs from the bucket filter"),
         ({"s3": {"up": {"reconcile": {"interval": "0s"}, "bucket": "b"}}}, "positive Go duration"),
         (
             {"s3": {"up": {"reconcile": {"minAge": "2h", "maxAge": "1h"}, "bucket": "b"}}},
@@ -332,8 +335,8 @@ def s3_entry(**spec: Any) -> S3Entry:
 async def test_s3_queue_handler_outcomes() -> None:
     recorder, letters = Recorder(), Letters()
     handle = S3QueueHandler(s3_entry(), recorder, letters)
-    assert await handle(message({"Records": [record("a"), record("b")]})) is Outcome.DELETE
-    assert [e.data["key"] for e in recorder.events] == ["a", "b"] and recorder.calls == 1
+    assert await handle(message({"Records": [record("a"), record("b"), record("a")]})) is Outcome.DELETE
+    assert [e.data["key"] for e in recorder.events] == ["a", "b"] and recorder.batches == [2]
     assert await handle(message({"Service": "Amazon S3", "Event": "s3:TestEvent"})) is Outcome.DELETE
     assert await handle(message("garbage!", "m-2")) is Outcome.DELETE
     [(source, reason, raw, letter_id)] = letters.letters
