@@ -54,7 +54,9 @@ def build_events(count: int) -> list[Event]:
     events = []
     for i in range(count):
         name = NAMES[i % 3]
-        key = f"run1/sample{i // 3}_{name}.fastq.gz" if name != "marker" else f"run1/s{i // 3}/CopyComplete.txt"
+        key = (
+            f"run1/sample{i // 3}_{name}.fastq.gz" if name != "marker" else f"run1/s{i // 3}/CopyComplete.txt"
+        )
         events.append(
             Event(
                 id=f"{i:032x}",
@@ -107,7 +109,9 @@ def main() -> None:
     _, fires = run_engine(events)
     eng_rate = args.events / engine_best
     base_rate = args.events / base_best
-    print(f"events: {args.events}, firings: {fires} (3 dependencies, 2 data filters each, r1 && r2 && marker)")
+    print(
+        f"events: {args.events}, firings: {fires} (3 dependencies, 2 data filters each, r1 && r2 && marker)"
+    )
     print(f"engine.observe():       {eng_rate:>12,.0f} events/s  ({1e6 / eng_rate:.1f} µs/event)")
     print(f"hand-written baseline:  {base_rate:>12,.0f} events/s  ({1e6 / base_rate:.1f} µs/event)")
     print(f"ratio engine/baseline:  {eng_rate / base_rate:.2f}")

@@ -376,7 +376,12 @@ class Runtime:
         await self.bus.start()
         self.store = SqliteStore(settings.state_dir / "state.db")
         await self.store.start()
-        self._http = httpx.AsyncClient(follow_redirects=False)
+        # Bounded pool: httpcore matches queued requests against connections linearly, so a pool
+        # sized for every in-flight firing costs more CPU than it saves (measured in bench/).
+        self._http = httpx.AsyncClient(
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32, keepalive_expiry=30.0),
+        )
         logger.info("state in %s (bus: %s)", settings.state_dir.resolve(), settings.bus)
         if needs_kube(self.manifests):
             self.kube = open_kube(settings)

@@ -158,7 +158,12 @@ CASES: list[tuple[str, dict[str, Any], bool, str]] = [
     ("bad config map name", {"config": {"existingConfigMap": "Lab_Manifests"}}, False, "pattern"),
     ("bad service account name", {"serviceAccount": {"name": "-gw"}}, False, "pattern"),
     ("relative mount path", {"secrets": {"mountPath": "secrets"}}, False, "pattern"),
-    ("bad kafka topic", {"bus": {"kind": "kafka", "kafka": {"url": "k:9092", "topic": "a/b"}}}, False, "pattern"),
+    (
+        "bad kafka topic",
+        {"bus": {"kind": "kafka", "kafka": {"url": "k:9092", "topic": "a/b"}}},
+        False,
+        "pattern",
+    ),
 ]
 
 
