@@ -128,6 +128,7 @@ class SqliteBus(Bus):
         self._unsaved: dict[str, set[int]] = {}  # group -> acks not yet written (above the cursor)
         self._dirty: set[str] = set()  # groups whose state changed since the last flush
         self._ack_signal = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
         self._waiters: set[asyncio.Future[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
@@ -313,7 +314,15 @@ class SqliteBus(Bus):
                 await asyncio.sleep(max(self._ack_flush_interval, 0.5))
 
     async def _flush_acks(self) -> None:
-        """Write the cursors and out-of-order acks that changed since the last flush."""
+        """Write the cursors and out-of-order acks that changed since the last flush.
+
+        Flushes are serialized: a caller that needs the acks on disk (``stats``, ``close``) waits
+        for a flush the background loop already started.
+        """
+        async with self._flush_lock:
+            await self._flush_acks_locked()
+
+    async def _flush_acks_locked(self) -> None:
         if not self._dirty:
             return
         changes: list[tuple[str, int, list[int]]] = []
