@@ -1,4 +1,5 @@
-"""The demo: start triggergate on examples/webhook-demo, send it a few events, show what fired.
+"""The demo: start triggergate on examples/webhook-demo, send it a few events, show what fired;
+then run examples/workflow-from-template with --dry-run and show the one Workflow it writes.
 
 Run it with ``make demo``. It starts a tiny "pipeline" HTTP endpoint on 127.0.0.1:12001 (the
 target of the sensor's http trigger), starts ``triggergate run`` on port 12000, posts events the
@@ -106,7 +107,72 @@ def main() -> int:
     for line in (state / "gateway.log").read_text().splitlines():
         print("    " + line)
     print(f"\nState (durable bus, firings, dead letters) is in {state / 'state'}")
-    return 0 if received and code == 0 else 1
+    if not (received and code == 0):
+        return 1
+    return workflow_demo(state)
+
+
+def workflow_demo(state: Path) -> int:
+    """Part two: a Workflow from the bwa-align WorkflowTemplate, written to the outbox (no cluster)."""
+    example = HERE / "workflow-from-template"
+    wf_state = state / "workflow-state"
+    step(f"starting: triggergate run examples/workflow-from-template --dry-run --state-dir {wf_state}")
+    log = open(state / "workflow-gateway.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "run",
+            str(example),
+            "--dry-run",
+            "--state-dir",
+            str(wf_state),
+            "--host",
+            "127.0.0.1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(GATEWAY + "/health", timeout=0.5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            print((state / "workflow-gateway.log").read_text())
+            return 1
+        step("the sequencer reports run R42 complete, and its retry delivers the same CloudEvent again")
+        doc = {"run": "R42", "bucket": "lab-runs", "instrument": "NovaSeqX"}
+        ce = {
+            "ce-specversion": "1.0",
+            "ce-id": "run-R42-complete",
+            "ce-source": "sequencer-7",
+            "ce-type": "run",
+        }
+        for _ in range(2):
+            r = httpx.post(GATEWAY + "/run-complete", json=doc, headers=ce, timeout=10)
+            sent = f"POST /run-complete {json.dumps(doc)} (ce-id run-R42-complete)"
+            print(f"    {sent} -> {r.status_code} {r.text}")
+        outbox = wf_state / "outbox"
+        deadline = time.monotonic() + 10
+        while not list(outbox.rglob("*.yaml")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+        log.close()
+    files = sorted(outbox.rglob("*.yaml"))
+    step(f"the outbox holds {len(files)} Workflow(s) (with a cluster, they would be created in it)")
+    for path in files:
+        print(f"    {path.relative_to(wf_state)}")
+        for line in path.read_text().splitlines():
+            print("      " + line)
+    print(f"\n    exit code {code}; `triggergate outbox list --state-dir {wf_state}` lists them too")
+    return 0 if len(files) == 1 and code == 0 else 1
 
 
 if __name__ == "__main__":
