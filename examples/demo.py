@@ -42,6 +42,19 @@ def step(text: str) -> None:
     print(f"\n==> {text}", flush=True)
 
 
+def wait_healthy(timeout: float = 20.0) -> bool:
+    """True once the gateway answers ``GET /health`` on its webhook port."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(GATEWAY + "/health", timeout=0.5).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    return False
+
+
 def post(path: str, doc: dict[str, object]) -> None:
     response = httpx.post(GATEWAY + path, json=doc, timeout=10)
     print(f"    POST {path} {json.dumps(doc)} -> {response.status_code} {response.text}")
@@ -59,9 +72,7 @@ def main() -> int:
             "-m",
             "gateway",
             "run",
-            str(HERE / "webhook-demo"),
-            "--state-dir",
-            str(state / "state"),
+            *[str(HERE / "webhook-demo"), "--state-dir", str(state / "state")],
             "--host",
             "127.0.0.1",
         ],
@@ -69,13 +80,7 @@ def main() -> int:
         stderr=subprocess.STDOUT,
     )
     try:
-        for _ in range(200):
-            try:
-                if httpx.get(GATEWAY + "/health", timeout=0.5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
+        if not wait_healthy():
             print((state / "gateway.log").read_text())
             return 1
         step("a MiSeq run is uploaded (the sensor's filter wants NovaSeq runs: nothing fires)")
@@ -124,10 +129,7 @@ def workflow_demo(state: Path) -> int:
             "-m",
             "gateway",
             "run",
-            str(example),
-            "--dry-run",
-            "--state-dir",
-            str(wf_state),
+            *[str(example), "--dry-run", "--state-dir", str(wf_state)],
             "--host",
             "127.0.0.1",
         ],
@@ -135,13 +137,7 @@ def workflow_demo(state: Path) -> int:
         stderr=subprocess.STDOUT,
     )
     try:
-        for _ in range(200):
-            try:
-                if httpx.get(GATEWAY + "/health", timeout=0.5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
+        if not wait_healthy():
             print((state / "workflow-gateway.log").read_text())
             return 1
         step("the sequencer reports run R42 complete, and its retry delivers the same CloudEvent again")

@@ -144,7 +144,7 @@ def test_failed_trigger_is_retried_then_dead_lettered(tmp_path: Path, receiver: 
     assert len(receiver.snapshot()) == 3
 
 
-def test_sigterm_exits_zero_and_sigint_too(tmp_path: Path, receiver: Receiver) -> None:
+def test_sigterm_exits_zero(tmp_path: Path, receiver: Receiver) -> None:
     port = free_port()
     manifests = write_manifests(tmp_path, port, receiver.url)
     gw = GatewayProcess([manifests], tmp_path / "state", port).start()
