@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 demo: $(VENV)/.installed
-	@echo "==> running the demo: examples/demo.py (gateway on :12000, pipeline endpoint on :12001)"
+	@echo "==> running the demo: examples/demo.py (gateway on :12000, pipeline endpoint on :12001, a moto S3 server on a free port)"
 	$(PY) examples/demo.py
 
 lint: $(VENV)/.installed

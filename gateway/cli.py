@@ -1,7 +1,7 @@
 """The ``triggergate`` command line: a typer app; each command is a small function over the gateway.
 
 Commands:
-    run PATH...        run sources, the embedded bus, sensors and triggers in one process
+    run PATH...        run sources, the bus (embedded, or Kafka with --bus), sensors and triggers
     validate PATH...   load and check manifests (and their secrets) without starting anything
     dlq ...            list, show and replay dead letters (gateway/cli_state.py)
     outbox list        objects written instead of created (dry run, or no cluster)
@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import typer
 
 from gateway.cli_state import dlq_app, outbox_app
-from gateway.config import ManifestError, Manifests, load_manifests
+from gateway.config import ManifestError, Manifests, event_bus_url, load_manifests
 from gateway.errors import ConfigError
 from gateway.k8s import KubeError
 from sensors.spec import EventSource, Sensor, Trigger
@@ -31,6 +31,13 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+)
+
+
+BUS_ENV = "TRIGGERGATE_BUS"
+BUS_CHOICES = (
+    "sqlite (embedded, one process), memory (not durable; tests) or "
+    "kafka://host:port[,host:port]/<topic>?consumerGroup=<prefix>[&partitions=N&sessionTimeout=10s...]"
 )
 
 
@@ -108,6 +115,11 @@ def _summary(manifests: Manifests) -> list[str]:
         f"OK: {_plural(len(manifests.event_sources), 'EventSource')} and "
         f"{_plural(len(manifests.sensors), 'Sensor')} from {_plural(len(manifests.files), 'file')}"
     ]
+    if manifests.event_bus is not None:
+        meta = manifests.event_bus.model.metadata
+        url = _safe_url(event_bus_url(manifests.event_bus.model))
+        lines.append(f"EventBus '{meta.name}' (namespace {meta.namespace}) at {manifests.event_bus.origin}")
+        lines.append(f"  bus: {url} (used by `triggergate run` without --bus)")
     for source in manifests.event_sources:
         meta = source.model.metadata
         lines.append(f"EventSource '{meta.name}' (namespace {meta.namespace}) at {source.origin}")
@@ -184,6 +196,15 @@ def run(
         LogFormat, typer.Option("--log-format", help="text or json lines.")
     ] = LogFormat.text,
     log_level: Annotated[LogLevel, typer.Option("--log-level")] = LogLevel.info,
+    bus: Annotated[
+        str | None,
+        typer.Option(
+            "--bus",
+            envvar=BUS_ENV,
+            show_default=False,
+            help=f"The event bus: {BUS_CHOICES}. Default: an EventBus manifest among PATHS, else sqlite.",
+        ),
+    ] = None,
     host: Annotated[str, typer.Option("--host", help="Address the webhook servers bind to.")] = "0.0.0.0",
     max_in_flight: Annotated[
         int, typer.Option("--max-in-flight", min=1, help="Concurrent firings per sensor.")
@@ -233,8 +254,16 @@ def run(
         log.warning("%s", warning)
     for note in manifests.notes:
         log.info("%s", note)
+    try:
+        bus_url = select_bus(bus, manifests)
+    except ConfigError as exc:
+        for line in exc.problems:
+            log.error("%s", line)
+        log.error("not starting: the bus is not usable")
+        raise typer.Exit(code=1) from None
     settings = Settings(
         state_dir=state_dir,
+        bus=bus_url,
         secrets_dir=secrets_dir,
         host=host,
         max_in_flight=max_in_flight,
@@ -250,6 +279,38 @@ def run(
         log.error("cannot start: %s", exc)
         raise typer.Exit(code=1) from None
     raise typer.Exit(code=code)
+
+
+def select_bus(flag: str | None, manifests: Manifests) -> str:
+    """The bus URL to run on: ``--bus`` (or ``$TRIGGERGATE_BUS``), else the loaded ``EventBus``,
+    else the embedded ``sqlite``. Raises :class:`ConfigError` saying where the bad value came from
+    and what is allowed."""
+    from gateway.bus import parse_bus_url
+
+    log = logging.getLogger("triggergate")
+    event_bus = manifests.event_bus
+    if flag is not None:
+        where = f"--bus (or ${BUS_ENV}) {_safe_url(flag)!r}"
+        url = flag
+        if event_bus is not None:
+            log.info("--bus overrides the EventBus '%s' at %s", event_bus.name, event_bus.origin)
+    elif event_bus is not None:
+        where = f"{event_bus.origin.file}:{event_bus.origin.line}: EventBus '{event_bus.name}'"
+        url = event_bus_url(event_bus.model)
+        log.info("bus from the EventBus '%s' at %s", event_bus.name, event_bus.origin)
+    else:
+        return "sqlite"
+    try:
+        parse_bus_url(url)
+    except ValueError as exc:
+        safe = _safe_url(url)
+        text = str(exc).replace(url, safe)  # no credentials in the message
+        prefix = f"--bus {safe!r}"  # the parser names the flag; say where the value came from instead
+        rest = text[len(prefix) :] if text.startswith(prefix) else f": {text}"
+        if "sqlite, memory" not in rest:
+            rest += f"; allowed: {BUS_CHOICES}"
+        raise ConfigError([f"{where}{rest}"]) from None
+    return url
 
 
 def _event_loop_runner() -> Callable[[Coroutine[Any, Any, int]], int]:

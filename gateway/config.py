@@ -13,9 +13,12 @@ It either returns :class:`Manifests` or raises :class:`ManifestError` (a
 
 Line and column come from PyYAML's node marks: the document is composed into a node tree and each
 field path of a pydantic error is walked down that tree. A missing field points at the line of the
-mapping that should hold it. Documents of other kinds (``WorkflowTemplate``, ``EventBus``, ...) are
-skipped with a note; a dependency on an EventSource that is not loaded is a warning, since another
-process may publish its events.
+mapping that should hold it. Documents of other kinds (``WorkflowTemplate``, ...) are skipped with
+a note; a dependency on an EventSource that is not loaded is a warning, since another process may
+publish its events.
+
+An ``EventBus`` (at most one) selects the bus when ``triggergate run`` has no ``--bus``: its
+``spec.kafka`` becomes a ``kafka://`` bus URL (:func:`event_bus_url`); other bus types are errors.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Generic, Literal, TypeVar, Union, get_args, get_origin
+from urllib.parse import quote, urlencode
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -37,12 +41,23 @@ from pydantic_core import ErrorDetails
 from gateway.errors import ConfigError
 from gateway.secrets import SecretNotFound, SecretStore
 from sensors.conditions import ConditionsError, parse_conditions
-from sensors.spec import EventSource, SecretKeySelector, Sensor, TriggerParameterSource, WebhookContext
+from sensors.spec import (
+    EventBus,
+    EventSource,
+    SecretKeySelector,
+    Sensor,
+    TriggerParameterSource,
+    WebhookContext,
+)
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
-LOADED_KINDS: dict[str, type[EventSource] | type[Sensor]] = {"EventSource": EventSource, "Sensor": Sensor}
+LOADED_KINDS: dict[str, type[EventSource] | type[Sensor] | type[EventBus]] = {
+    "EventSource": EventSource,
+    "Sensor": Sensor,
+    "EventBus": EventBus,
+}
 
-M = TypeVar("M", EventSource, Sensor)
+M = TypeVar("M", EventSource, Sensor, EventBus)
 FieldPath = tuple[str | int, ...]
 
 
@@ -122,6 +137,7 @@ class Manifests:
 
     event_sources: list[Loaded[EventSource]] = field(default_factory=list)
     sensors: list[Loaded[Sensor]] = field(default_factory=list)
+    event_bus: Loaded[EventBus] | None = None
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
@@ -148,6 +164,7 @@ def load_manifests(paths: Sequence[Path], *, secrets_dir: Path | None) -> Manife
         _validate(doc, report)
     valid = [doc for doc in documents if doc.model is not None]
     _check_unique_objects(valid, report)
+    _check_event_buses([d for d in valid if isinstance(d.model, EventBus)], report)
     _check_event_sources([d for d in valid if isinstance(d.model, EventSource)], report)
     _check_sensors([d for d in valid if isinstance(d.model, Sensor)], valid, report)
     store = SecretStore(secrets_dir) if secrets_dir is not None else None
@@ -170,7 +187,37 @@ def load_manifests(paths: Sequence[Path], *, secrets_dir: Path | None) -> Manife
             manifests.event_sources.append(Loaded(doc.model, origin))
         elif isinstance(doc.model, Sensor):
             manifests.sensors.append(Loaded(doc.model, origin))
+        elif isinstance(doc.model, EventBus):
+            manifests.event_bus = Loaded(doc.model, origin)
     return manifests
+
+
+def event_bus_url(event_bus: EventBus) -> str:
+    """The ``--bus`` URL an ``EventBus`` manifest stands for: ``kafka://<url>/<topic>?consumerGroup=<group>``.
+
+    Argo's defaults: topic ``<namespace>-<eventbus name>``; the consumer group (triggergate's prefix
+    of one group per sensor) ``<namespace>-<eventbus name>`` too.
+    """
+    kafka = event_bus.spec.kafka
+    assert kafka is not None  # the model requires it
+    meta = event_bus.metadata
+    topic = kafka.topic or f"{meta.namespace}-{meta.name}"
+    group = kafka.consumer_group.group_name if kafka.consumer_group else None
+    query = [("consumerGroup", group or f"{meta.namespace}-{meta.name}")]
+    if kafka.tls is not None:
+        query.append(("tls", "true"))
+        if kafka.tls.ca_cert_secret is not None:
+            query.append(("tlsCaSecret", _secret_ref(kafka.tls.ca_cert_secret)))
+    if kafka.sasl is not None:
+        assert kafka.sasl.user_secret is not None and kafka.sasl.password_secret is not None
+        query.append(("saslMechanism", kafka.sasl.mechanism))
+        query.append(("saslUserSecret", _secret_ref(kafka.sasl.user_secret)))
+        query.append(("saslPasswordSecret", _secret_ref(kafka.sasl.password_secret)))
+    return f"kafka://{kafka.url}/{quote(topic, safe='')}?{urlencode(query, safe='/')}"
+
+
+def _secret_ref(selector: SecretKeySelector) -> str:
+    return f"{selector.name}/{selector.key}"
 
 
 # --------------------------------------------------------------------------- collecting findings
@@ -182,7 +229,7 @@ class _Document:
     index: int
     root: yaml.Node
     data: Any
-    model: EventSource | Sensor | None = None
+    model: EventSource | Sensor | EventBus | None = None
 
     @property
     def kind(self) -> str | None:
@@ -393,7 +440,7 @@ def _validate(doc: _Document, report: _Report) -> None:
         return
     kind = data.get("kind")
     if kind is None:
-        report.at(doc, (), "document has no 'kind'; expected kind EventSource or Sensor")
+        report.at(doc, (), "document has no 'kind'; expected kind EventSource, Sensor or EventBus")
         return
     if not isinstance(kind, str):
         report.at(doc, ("kind",), f"{_show(kind, ('kind',))} is not allowed; kind must be a string")
@@ -625,6 +672,20 @@ def _check_unique_objects(documents: list[_Document], report: _Report) -> None:
             first[key] = doc
 
 
+def _check_event_buses(documents: list[_Document], report: _Report) -> None:
+    """One process runs on one bus: at most one EventBus."""
+    for doc in documents[1:]:
+        first = documents[0]
+        where = f"{first.file}:{first.root.start_mark.line + 1}"
+        report.at(
+            doc,
+            ("metadata", "name"),
+            f"a second EventBus (the first is '{first.name}' at {where}); "
+            "triggergate runs every loaded EventSource and Sensor on one bus, so keep one EventBus "
+            "(or none, for the embedded bus)",
+        )
+
+
 def _check_event_sources(documents: list[_Document], report: _Report) -> None:
     endpoints: dict[tuple[str, str], tuple[_Document, str, str]] = {}
     tls: dict[str, tuple[_Document, str, str, tuple[Any, Any]]] = {}
@@ -695,15 +756,26 @@ def _check_sensors(sensors: list[_Document], documents: list[_Document], report:
             except ConditionsError as exc:
                 report.at(doc, ("spec", "triggers", i, "template", "conditions"), str(exc))
         for path, value in _walk(sensor.spec, ("spec",)):
-            if isinstance(value, TriggerParameterSource) and value.dependency_name not in names:
+            if not isinstance(value, TriggerParameterSource):
+                continue
+            known = names + _fan_out_names(sensor, path)
+            if value.dependency_name not in known:
                 report.at(
                     doc,
                     (*path, "dependencyName"),
                     f"{value.dependency_name!r} is not a dependency of this sensor; "
-                    f"dependencies: {', '.join(names)}",
+                    f"dependencies: {', '.join(known)}",
                 )
         for i, dep in enumerate(sensor.spec.dependencies):
             _check_dependency_source(doc, i, dep.event_source_name, dep.event_name, events, report)
+
+
+def _fan_out_names(sensor: Sensor, path: FieldPath) -> list[str]:
+    """The name a ``fanOut`` gives its items (``as``), for parameters inside that trigger."""
+    if len(path) < 3 or path[:2] != ("spec", "triggers") or not isinstance(path[2], int):
+        return []
+    fan_out = sensor.spec.triggers[path[2]].template.fan_out
+    return [fan_out.as_] if fan_out is not None else []
 
 
 def _check_dependency_source(

@@ -71,14 +71,7 @@ class FiringRunner:
         self._clock = clock
 
     async def run(self, fire: Fire) -> Outcome:
-        if await self.store.firing_done(fire.key):
-            logger.info(
-                "firing %s of %s/%s was already carried out; not repeating it",
-                fire.key,
-                fire.sensor,
-                fire.trigger,
-                extra={"firing": fire.key, "sensor": fire.sensor, "trigger": fire.trigger},
-            )
+        if await self.already_done(fire):
             return Outcome("already-done", 0, "")
         started = self._clock()
         attempts = 0
@@ -94,20 +87,7 @@ class FiringRunner:
                 logger.exception("trigger %s/%s raised unexpectedly", fire.sensor, fire.trigger)
                 last = TriggerError(f"unexpected error: {exc!r}", retriable=False)
             else:
-                await self.store.record_firing(
-                    FiringRecord(
-                        key=fire.key,
-                        sensor=fire.sensor,
-                        trigger=fire.trigger,
-                        event_ids=list(fire.event_ids),
-                        dependencies={dep: ev.id for dep, ev in fire.events.items()},
-                        status="succeeded",
-                        attempts=attempts,
-                        result=result,
-                        started_at=started,
-                        finished_at=self._clock(),
-                    )
-                )
+                await self.record_success(fire, attempts, result, started)
                 logger.info(
                     "trigger %s/%s succeeded: %s",
                     fire.sensor,
@@ -139,7 +119,40 @@ class FiringRunner:
                 delay = max(delay, last.retry_after)
             await self._sleep(delay)
         assert last is not None
-        reason = str(last)
+        return await self.give_up(fire, str(last), attempts)
+
+    async def already_done(self, fire: Fire) -> bool:
+        """Whether the store has an outcome for ``fire``'s key (then it is not carried out again)."""
+        if not await self.store.firing_done(fire.key):
+            return False
+        logger.info(
+            "firing %s of %s/%s was already carried out; not repeating it",
+            fire.key,
+            fire.sensor,
+            fire.trigger,
+            extra={"firing": fire.key, "sensor": fire.sensor, "trigger": fire.trigger},
+        )
+        return True
+
+    async def record_success(self, fire: Fire, attempts: int, result: str, started: float) -> None:
+        """Store durably that ``fire`` succeeded: from now on it is "already done"."""
+        await self.store.record_firing(
+            FiringRecord(
+                key=fire.key,
+                sensor=fire.sensor,
+                trigger=fire.trigger,
+                event_ids=list(fire.event_ids),
+                dependencies={dep: ev.id for dep, ev in fire.events.items()},
+                status="succeeded",
+                attempts=attempts,
+                result=result,
+                started_at=started,
+                finished_at=self._clock(),
+            )
+        )
+
+    async def give_up(self, fire: Fire, reason: str, attempts: int) -> Outcome:
+        """Dead-letter ``fire`` with ``reason`` (durably), then fire the ``dlqTrigger`` if there is one."""
         dlq_id = await self.store.dead_letter(
             DeadLetter(
                 key=fire.key,

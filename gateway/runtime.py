@@ -9,6 +9,14 @@ the engine state, and firings whose outcome was recorded are not repeated.
 Expired correlation sets (``Decisions.expired``) are carried out like firings: logged, counted,
 stored as a dead letter, the correlation's ``onExpire`` trigger fired, and only then are their
 events acknowledged.
+
+With several processes on one Kafka bus, the bus asks the router (:meth:`Runtime.route`) where each
+event belongs: per sensor, its partition key (:meth:`SensorEngine.partition_keys`), so that all the
+events one piece of engine state needs reach one consumer. When a rebalance moves partitions, the
+bus calls the worker's ``on_revoke``: the worker drops everything built from earlier deliveries (a
+fresh engine) and the bus redelivers what is unacknowledged on the partitions it now holds, which
+rebuilds the state. Firings already running finish; a set that fires again carries the same
+idempotency key, and waits for the earlier run of that key in this process, so it is not repeated.
 """
 
 from __future__ import annotations
@@ -18,16 +26,19 @@ import logging
 import signal
 import time
 from collections import Counter
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
-from gateway.bus import create_bus
+from gateway.bus import create_bus, parse_bus_url
 from gateway.bus.base import Bus, Delivery
 from gateway.config import Manifests
+from gateway.fanout import FanOutRunner, fan_out_runner
 from gateway.firing import FiringRunner
 from gateway.k8s import KubeAPI, KubeClient, find_cluster
 from gateway.outbox import Outbox
@@ -39,6 +50,7 @@ from gateway.store import DeadLetter, SqliteStore
 from gateway.triggers import build_executor
 from gateway.triggers.base import TriggerContext
 from sensors.engine import Decisions, Expire, Fire, SensorEngine
+from sensors.event import Event
 from sensors.spec import Trigger
 
 logger = logging.getLogger("triggergate.runtime")
@@ -76,10 +88,12 @@ def needs_kube(manifests: Manifests) -> bool:
             if trigger.dlq_trigger is not None:
                 kinds.add(trigger.dlq_trigger.template.kind)
             correlation = trigger.template.correlation
-            if correlation is not None and correlation.on_expire is not None:
-                kinds.add(correlation.on_expire.template.kind)
-                if correlation.on_expire.dlq_trigger is not None:
-                    kinds.add(correlation.on_expire.dlq_trigger.template.kind)
+            fan_out = trigger.template.fan_out
+            for extra in (correlation and correlation.on_expire, fan_out and fan_out.on_incomplete):
+                if extra:
+                    kinds.add(extra.template.kind)
+                    if extra.dlq_trigger is not None:
+                        kinds.add(extra.dlq_trigger.template.kind)
             if kinds & set(KUBE_TRIGGER_KINDS):
                 return True
     return False
@@ -129,12 +143,15 @@ class SensorWorker:
         self.processed = 0
         self.fired = 0
         self.expired = 0  # correlation expiries handled (one whose recording failed counts again on replay)
+        self.rebalances = 0
+        self._generation = 0  # bumped by a rebalance: work of earlier generations keeps off the books
+        self._running: dict[str, asyncio.Task[None]] = {}  # firing / dead letter key -> its latest run
         self._started = datetime.now(UTC)
         self._started_clock = time.monotonic()
         self._caught_up = False
 
     async def run(self, stop: asyncio.Event) -> None:
-        iterator = self.bus.subscribe(self.group).__aiter__()
+        iterator = self.bus.subscribe(self.group, on_revoke=self._revoked).__aiter__()
         stopping: asyncio.Task[Any] = asyncio.ensure_future(stop.wait())
         nxt: asyncio.Task[list[Delivery]] | None = None
         try:
@@ -168,6 +185,38 @@ class SensorWorker:
                 except (RuntimeError, asyncio.CancelledError):
                     pass
 
+    async def _revoked(self) -> None:
+        """A rebalance: the bus redelivers every unacknowledged event of the partitions this worker
+        holds next, so drop everything built from earlier deliveries and wait for that replay.
+
+        Firings and expiries already running finish (and record their outcome) but no longer touch
+        the bookkeeping; the replayed set that fires again has the same key and waits for them.
+        """
+        keys = sum(len(sets) for sets in self.engine.pending_keys().values())
+        waiting = len({event_id for slots in self.engine.pending().values() for event_id in slots.values()})
+        unacked = sum(len(deliveries) for deliveries in self._deliveries.values())
+        running = sum(1 for task in self._tasks if not task.done())
+        self._generation += 1
+        self.rebalances += 1
+        self.engine = SensorEngine(self.engine.spec)
+        self._deliveries.clear()
+        self._inflight.clear()
+        self._released_waiting.clear()
+        self._started = datetime.now(UTC)
+        self._started_clock = time.monotonic()
+        self._caught_up = False
+        logger.info(
+            "sensor %s: bus partitions rebalanced; dropped %d pending correlation key(s), %d waiting "
+            "event(s) and %d unacknowledged deliveries, to be rebuilt from what the bus redelivers "
+            "(%d firing(s) in flight finish)",
+            self.engine.name,
+            keys,
+            waiting,
+            unacked,
+            running,
+            extra={"sensor": self.engine.name, "rebalances": self.rebalances},
+        )
+
     def _until_deadline(self) -> float | None:
         deadline = self.engine.next_deadline()
         if deadline is None:
@@ -179,7 +228,7 @@ class SensorWorker:
 
     async def _tick(self) -> None:
         decisions = self.engine.tick(datetime.now(UTC))
-        ready = await self._carry_out(decisions)
+        ready = await self._carry_out(decisions, self._generation)
         reset = len(decisions.released) - sum(len(e.event_ids) for e in decisions.expired)
         if reset > 0:
             logger.info(
@@ -202,7 +251,10 @@ class SensorWorker:
 
     async def _process(self, batch: list[Delivery]) -> None:
         ready: list[Delivery] = []
+        generation = self._generation
         for delivery in batch:
+            if self._generation != generation:
+                break  # a rebalance while carrying out the batch: the bus delivers the rest again
             event = delivery.event
             self._deliveries.setdefault(event.id, []).append(delivery)
             decisions = self.engine.observe(event, datetime.now(UTC))
@@ -210,11 +262,11 @@ class SensorWorker:
             if not self._caught_up and event.time >= self._started:
                 self._caught_up = True  # past the replayed tail
             self._log_decisions(decisions)
-            ready.extend(await self._carry_out(decisions))
+            ready.extend(await self._carry_out(decisions, generation))
         if ready:
             await self.bus.ack(self.group, ready)
 
-    async def _carry_out(self, decisions: Decisions) -> list[Delivery]:
+    async def _carry_out(self, decisions: Decisions, generation: int) -> list[Delivery]:
         """Start the firings and expiries of ``decisions``; the deliveries that may be acked now."""
         for event_ids in [f.event_ids for f in decisions.fires] + [e.event_ids for e in decisions.expired]:
             for event_id in event_ids:
@@ -222,20 +274,41 @@ class SensorWorker:
         ready = self._released(decisions.released)
         for fire in decisions.fires:
             await self._slots.acquire()
-            self._start(self._fire(fire), f"fire {fire.sensor}/{fire.trigger}")
+            earlier = self._running.get(fire.key)
+            self._start(self._fire(fire, generation, earlier), f"fire {fire.sensor}/{fire.trigger}", fire.key)
         for expire in decisions.expired:
             await self._slots.acquire()
-            self._start(self._expire(expire), f"expire {expire.sensor}/{expire.trigger} {expire.key}")
+            earlier = self._running.get(expire.letter_key)
+            self._start(
+                self._expire(expire, generation, earlier),
+                f"expire {expire.sensor}/{expire.trigger} {expire.key}",
+                expire.letter_key,
+            )
         return ready
 
-    def _start(self, work: Any, name: str) -> None:
+    def _start(self, work: Coroutine[Any, Any, None], name: str, key: str) -> None:
         task = asyncio.create_task(work, name=name)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._running[key] = task
 
-    async def _fire(self, fire: Fire) -> None:
+        def done(task: asyncio.Task[None]) -> None:
+            self._tasks.discard(task)
+            if self._running.get(key) is task:
+                del self._running[key]
+
+        task.add_done_callback(done)
+
+    @staticmethod
+    async def _after(earlier: asyncio.Task[None] | None) -> None:
+        """Wait for an earlier run of the same firing (started before a rebalance) to end, so that
+        the firing store answers "already done" instead of the trigger running twice at once."""
+        if earlier is not None and not earlier.done():
+            await asyncio.wait({earlier})
+
+    async def _fire(self, fire: Fire, generation: int, earlier: asyncio.Task[None] | None = None) -> None:
         self.fired += 1
         try:
+            await self._after(earlier)
             await self.runners[fire.trigger].run(fire)
         except asyncio.CancelledError:
             logger.warning(
@@ -256,11 +329,14 @@ class SensorWorker:
             return
         finally:
             self._slots.release()
-        await self._finished(fire.event_ids)
+        await self._finished(fire.event_ids, generation)
 
-    async def _expire(self, expire: Expire) -> None:
+    async def _expire(
+        self, expire: Expire, generation: int, earlier: asyncio.Task[None] | None = None
+    ) -> None:
         """Log, count and dead-letter an expired correlation set, fire ``onExpire``; then ack."""
         self.expired += 1
+        await self._after(earlier)
         logger.warning(
             "sensor %s: trigger %s: correlation window expired for key %s: missing %s (have %s)",
             expire.sensor,
@@ -304,10 +380,15 @@ class SensorWorker:
             return
         finally:
             self._slots.release()
-        await self._finished(expire.event_ids)
+        await self._finished(expire.event_ids, generation)
 
-    async def _finished(self, event_ids: tuple[str, ...]) -> None:
-        """A firing or expiry carrying ``event_ids`` has a durable outcome: ack what is now free."""
+    async def _finished(self, event_ids: tuple[str, ...], generation: int) -> None:
+        """A firing or expiry carrying ``event_ids`` has a durable outcome: ack what is now free.
+
+        Not for work started before a rebalance: its deliveries are gone from the books, and the
+        events are redelivered and acknowledged by the replayed firing (which finds it done)."""
+        if generation != self._generation:
+            return
         ready: list[Delivery] = []
         for event_id in event_ids:
             self._inflight[event_id] -= 1
@@ -367,13 +448,18 @@ class Runtime:
         self.kube: KubeAPI | None = None
         self.runners: dict[tuple[str, str], FiringRunner] = {}
         self._background: list[asyncio.Task[None]] = []
+        self._routes: dict[tuple[str, str], list[SensorWorker]] = {}
+        self._bus_started = False
 
     async def start(self) -> None:
         settings = self.settings
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         secrets = self.secrets or SecretStore(settings.secrets_dir)
-        self.bus = create_bus(settings.bus, settings.state_dir, dedup_window=settings.dedup_window)
-        await self.bus.start()
+        kind, options = parse_bus_url(settings.bus)
+        options = {"dedup_window": settings.dedup_window, **options}  # the URL's dedupWindow wins
+        if kind == "kafka":  # TLS CA and SASL credentials are secret references
+            options["secrets_dir"] = settings.secrets_dir
+        self.bus = create_bus(kind, settings.state_dir, **options)
         self.store = SqliteStore(settings.state_dir / "state.db")
         await self.store.start()
         # Bounded pool: httpcore matches queued requests against connections linearly, so a pool
@@ -382,7 +468,7 @@ class Runtime:
             follow_redirects=False,
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=32, keepalive_expiry=30.0),
         )
-        logger.info("state in %s (bus: %s)", settings.state_dir.resolve(), settings.bus)
+        logger.info("state in %s (bus: %s)", settings.state_dir.resolve(), describe_bus(settings.bus))
         if needs_kube(self.manifests):
             self.kube = open_kube(settings)
         for loaded in self.manifests.sensors:
@@ -402,13 +488,13 @@ class Runtime:
                 for each in [trigger, *on_expire]:  # onExpire runs like a trigger of its own
                     runners[each.name] = self._runner(each, context)
                     self.runners[(engine.name, each.name)] = runners[each.name]
+                    made = runners[each.name]
+                    if isinstance(made, FanOutRunner) and made.on_incomplete is not None:  # for replays
+                        self.runners[(engine.name, made.on_incomplete.trigger.name)] = made.on_incomplete
             worker = SensorWorker(
                 engine, runners, self.bus, max_in_flight=settings.max_in_flight, store=self.store
             )
             self.workers.append(worker)
-            self._worker_tasks.append(
-                asyncio.create_task(worker.run(self._stop), name=f"sensor {engine.name}")
-            )
             logger.info(
                 "sensor %s: dependencies %s; triggers %s",
                 engine.name,
@@ -416,6 +502,15 @@ class Runtime:
                     f"{d.name} <- {d.event_source_name}/{d.event_name}" for d in sensor.spec.dependencies
                 ),
                 ", ".join(f"{t.name} ({t.template.kind})" for t in sensor.spec.triggers),
+            )
+        # Before the bus starts: where each event goes (a no-op on the embedded bus).
+        self._routes = self._route_table(self.workers)
+        self.bus.set_router(self.route, [worker.group for worker in self.workers])
+        await self.bus.start()
+        self._bus_started = True
+        for worker in self.workers:
+            self._worker_tasks.append(
+                asyncio.create_task(worker.run(self._stop), name=f"sensor {worker.engine.name}")
             )
         self.sources = build_sources(
             [loaded.model for loaded in self.manifests.event_sources],
@@ -431,6 +526,28 @@ class Runtime:
         if self.kube is not None and not self.kube.dry_run:
             self._background.append(asyncio.create_task(self._preflight(), name="load-time checks"))
 
+    @staticmethod
+    def _route_table(workers: Sequence[SensorWorker]) -> dict[tuple[str, str], list[SensorWorker]]:
+        table: dict[tuple[str, str], list[SensorWorker]] = {}
+        for worker in workers:
+            for route in sorted(worker.engine.routes()):
+                table.setdefault(route, []).append(worker)
+        return table
+
+    def route(self, event: Event) -> list[tuple[str, str]]:
+        """The bus's router: ``(consumer group, partition key)`` for each sensor that wants ``event``
+        (none: no sensor listens to its EventSource and event name, so it need not be stored)."""
+        pairs: list[tuple[str, str]] = []
+        for worker in self._routes.get((event.source, event.subject), ()):
+            engine = worker.engine
+            try:
+                keys = engine.partition_keys(event)
+            except Exception:  # a bug in routing must not lose the event: keep the sensor together
+                logger.exception("sensor %s: no partition key for event %s", engine.name, event.id)
+                keys = [engine.partition_name]
+            pairs.extend((worker.group, key) for key in keys)
+        return pairs
+
     def _runner(self, trigger: Trigger, context: TriggerContext) -> FiringRunner:
         assert self.store is not None
         executor = build_executor(trigger, context)
@@ -440,7 +557,11 @@ class Runtime:
             dlq_executor = build_executor(trigger.dlq_trigger, context)
             self.executors.append(dlq_executor)
             dlq = FiringRunner(dlq_executor, self.store)
-        return FiringRunner(executor, self.store, dlq=dlq)
+        runner = FiringRunner(executor, self.store, dlq=dlq)
+        if trigger.template.fan_out is not None:  # a run's marker -> one firing per sample
+            runner = fan_out_runner(runner, context, self.manifests, lambda t: self._runner(t, context))
+            self.executors.append(runner.resolver)  # its S3 client is closed with the executors
+        return runner
 
     async def _preflight(self) -> None:
         """Log the warnings of the executors' load-time checks (e.g. a missing WorkflowTemplate)."""
@@ -486,11 +607,22 @@ class Runtime:
             await self.kube.close()
         if self._http is not None:
             await self._http.aclose()
-        if self.bus is not None:
+        if self.bus is not None and self._bus_started:
             await self.bus.close()
         if self.store is not None:
             await self.store.close()
         logger.info("stopped")
+
+
+def describe_bus(url: str) -> str:
+    """The bus URL for logs: scheme, brokers and topic; no credentials, no query options."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(unparsable bus url)"
+    if not parts.scheme:
+        return url.split("?", 1)[0]
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
 
 
 async def serve(manifests: Manifests, settings: Settings, secrets: SecretStore | None = None) -> int:

@@ -20,6 +20,10 @@ expires sets whose deadline is at or before ``now``, and ``observe`` expires a k
 the arriving event of that key is itself past the deadline; ``observe`` never expires other keys
 by the clock, so replaying the unacknowledged events rebuilds the same pending keys however late
 the replay runs (the first ``tick`` afterwards expires what is overdue).
+
+When several processes share a sensor's events (the Kafka bus), ``partition_keys(event)`` says where
+an event belongs so that every event one piece of state needs reaches the same consumer: the
+correlation key when all triggers correlate by the same key sources, else the sensor's name.
 """
 
 from __future__ import annotations
@@ -161,6 +165,42 @@ class _Dependency:
     transform: Transform | None = None
 
 
+def _accept(dep: _Dependency, event: Event) -> tuple[Event | None, tuple[str, ...]]:
+    """``event`` as ``dep`` sees it (transformed), or ``None`` when it is discarded; and the errors met
+    (the reason it is discarded, or the filter warnings of an accepted event)."""
+    if dep.transform is not None:
+        # Transform before filters (Argo); the transformed data is what parameters see.
+        try:
+            event = replace(event, data=dep.transform.apply(event.data))
+        except TransformError as exc:
+            return None, (str(exc),)
+    result = dep.filters.evaluate(event)
+    if not result.passed:
+        return None, result.errors
+    return event, result.errors
+
+
+def _partition_extractors(triggers: list[_TriggerState], spec: Sensor) -> CorrelationState | None:
+    """The correlation whose keys partition the sensor, or ``None`` to partition it by name.
+
+    By key only when every trigger is correlated with the same key sources (per-dependency
+    extraction and the ``key`` template): then every event of one key meets every other event of that
+    key in one consumer, whichever trigger it is for. Anything else (a trigger without correlation,
+    different key sources, a ``conditionsReset``) keeps the whole sensor in one consumer.
+    """
+    templates = [trigger.template for trigger in spec.spec.triggers]
+    if not templates or any(t.correlation is None or t.conditions_reset for t in templates):
+        return None
+    first = templates[0].correlation
+    assert first is not None
+    for template in templates[1:]:
+        other = template.correlation
+        assert other is not None
+        if other.dependencies != first.dependencies or other.key != first.key:
+            return None
+    return triggers[0].correlation
+
+
 class SensorEngine:
     """The state of one sensor: per trigger, the latest accepted event of each dependency (per key
     for a trigger with ``correlation``)."""
@@ -204,10 +244,46 @@ class SensorEngine:
             correlation = trigger.template.correlation
             if correlation is not None and correlation.on_expire is not None:
                 self.trigger_specs[correlation.on_expire.name] = correlation.on_expire
+        self.partition_name = f"{sensor.metadata.namespace}.{self.name}"
+        self._partition_by = _partition_extractors(self._triggers, sensor)
 
     def routes(self) -> set[tuple[str, str]]:
         """The (eventSourceName, eventName) pairs this sensor listens to."""
         return set(self._routes)
+
+    @property
+    def partitioned_by_key(self) -> bool:
+        """Whether :meth:`partition_keys` gives correlation keys (else the sensor's name)."""
+        return self._partition_by is not None
+
+    def partition_keys(self, event: Event) -> list[str]:
+        """Where ``event`` belongs when several consumers share this sensor's events (empty: nowhere,
+        no dependency routes it). Pure, and leaves the state alone.
+
+        A sensor whose triggers are all correlated with the same key sources is partitioned by
+        correlation key: the key the engine extracts under the first dependency (in sensor order)
+        that accepts the event after its transform and filters; an event that gives no key under any
+        dependency goes to :attr:`partition_name` (the engine discards it anyway). Any other sensor
+        is partitioned by :attr:`partition_name` (``<namespace>.<name>``), so that one consumer
+        holds all of its state.
+        """
+        deps = self._routes.get((event.source, event.subject))
+        if not deps:
+            return []
+        correlation = self._partition_by
+        if correlation is None:
+            return [self.partition_name]
+        for dep in deps:
+            if dep.name not in correlation.extractors:
+                continue  # no trigger waits on it: it never joins a set
+            dep_event, _ = _accept(dep, event)
+            if dep_event is None:
+                continue
+            try:
+                return [correlation.key_of(dep.name, dep_event)]
+            except CorrelationKeyError:
+                continue
+        return [self.partition_name]
 
     def observe(self, event: Event, now: datetime) -> Decisions:
         """Feed one event observed at ``now`` (which drives ``conditionsReset``)."""
@@ -220,20 +296,12 @@ class SensorEngine:
             return decisions
         accepted: list[tuple[str, Event]] = []
         for dep in deps:
-            dep_event = event
-            if dep.transform is not None:
-                # Transform before filters (Argo); the transformed data is what parameters see.
-                try:
-                    dep_event = replace(event, data=dep.transform.apply(event.data))
-                except TransformError as exc:
-                    decisions.discarded.append(Discarded(dep.name, event.id, (str(exc),)))
-                    continue
-            result = dep.filters.evaluate(dep_event)
-            if not result.passed:
-                decisions.discarded.append(Discarded(dep.name, event.id, result.errors))
+            dep_event, errors = _accept(dep, event)
+            if dep_event is None:
+                decisions.discarded.append(Discarded(dep.name, event.id, errors))
                 continue
-            if result.errors:
-                decisions.warnings.append(FilterWarning(dep.name, event.id, result.errors))
+            if errors:
+                decisions.warnings.append(FilterWarning(dep.name, event.id, errors))
             accepted.append((dep.name, dep_event))
         decisions.accepted = [name for name, _ in accepted]
         keyed: dict[tuple[int, str], tuple[_TriggerState, str]] = {}

@@ -1501,6 +1501,158 @@ class Correlation(ArgoModel):
         return self
 
 
+class FanOutS3(ArgoModel):
+    """triggergate extension: how a ``fanOut`` reaches the bucket (default: the connection of the
+    ``s3`` EventSource entry the marker dependency names)."""
+
+    endpoint: str | None = None
+    region: str | None = None
+    access_key: SecretKeySelector | None = None
+    secret_key: SecretKeySelector | None = None
+    session_token: SecretKeySelector | None = None
+
+    @model_validator(mode="after")
+    def _key_pair(self) -> FanOutS3:
+        _check_key_pair(self.access_key, self.secret_key, self.session_token)
+        return self
+
+
+FanOutSource = Literal["listing", "manifest", "sampleSheet"]
+# Per key parser: (groupBy, reads, skip) when the manifest leaves them out, and the reads it can name.
+FANOUT_DEFAULTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    "illumina": ("sample", ("R1", "R2"), ("Undetermined",)),
+    "ont": ("barcode", (), ("unclassified",)),
+    "mgi": ("barcode", ("R1", "R2"), ("undecoded",)),
+}
+FANOUT_READS: dict[str, tuple[str, ...]] = {
+    "illumina": ("R1", "R2", "R3", "R4", "I1", "I2", "I3", "I4"),
+    "ont": (),
+    "mgi": ("R1", "R2"),
+}
+FANOUT_MANIFESTS: dict[str, str] = {"manifest": "Reports/fastq_list.csv", "sampleSheet": "SampleSheet.csv"}
+
+
+class FanOut(ArgoModel):
+    """triggergate extension on a trigger template: when a run's completion marker fires the
+    trigger, resolve the run folder into per-sample items and fire the trigger once per complete
+    item (see ``docs/correlation.md``, "Completion markers and fan-out").
+
+    ``parser`` is a key parser of :mod:`sensors.keyparse`; ``groupBy`` (one of its fields), ``reads``
+    and ``skip`` default per parser (:data:`FANOUT_DEFAULTS`). ``source`` says how the run's samples
+    are found: ``listing`` (the objects under the run folder), ``manifest`` (bcl-convert's
+    ``Reports/fastq_list.csv``) or ``sampleSheet`` (``SampleSheet.csv``). Parameters see an item as
+    the event of dependency ``as``.
+    """
+
+    dependency: str | None = None
+    parser: str
+    source: FanOutSource = "listing"
+    manifest_path: str | None = None
+    group_by: str | None = None
+    reads: list[str] | None = None
+    skip: list[str] | None = None
+    as_: str = Field(default="sample", alias="as")
+    s3: FanOutS3 | None = None
+    on_incomplete: Trigger | None = None
+
+    @field_validator("parser")
+    @classmethod
+    def _parser(cls, value: str) -> str:
+        from sensors.keyparse import PARSERS
+
+        if value not in PARSERS:
+            raise ValueError(f"unknown key parser {value!r}; known parsers: {', '.join(sorted(PARSERS))}")
+        return value
+
+    @field_validator("as_")
+    @classmethod
+    def _as(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_\-]*", value):
+            raise ValueError(
+                f"as {value!r} must be a name as a dependency's: letters, digits, '_' and '-', "
+                "not starting with '-'"
+            )
+        return value
+
+    @field_validator("manifest_path")
+    @classmethod
+    def _manifest_path(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = value.split("/")
+            if not value or value.startswith("/") or any(p in ("", ".", "..") for p in parts):
+                raise ValueError(
+                    f"manifestPath {value!r} must be a path relative to the run folder, such as "
+                    "'Reports/fastq_list.csv' (no leading '/', no empty, '.' or '..' parts)"
+                )
+        return value
+
+    @field_validator("on_incomplete")
+    @classmethod
+    def _on_incomplete(cls, value: Trigger | None) -> Trigger | None:
+        if value is None:
+            return value
+        template = value.template
+        if template.correlation is not None or template.fan_out is not None:
+            raise ValueError("onIncomplete cannot have a correlation or fanOut of its own")
+        if template.conditions.strip() or template.conditions_reset:
+            raise ValueError(
+                "onIncomplete fires once per incomplete item of a run: it has no conditions or "
+                "conditionsReset of its own"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _fields(self) -> FanOut:
+        from sensors.keyparse import PARSERS
+
+        fields = PARSERS[self.parser].fields
+        if self.group_by is not None and self.group_by not in fields:
+            raise ValueError(
+                f"groupBy {self.group_by!r} is not a field of the {self.parser} parser; "
+                f"its fields: {', '.join(sorted(fields))}"
+            )
+        allowed = FANOUT_READS[self.parser]
+        for read in self.reads or ():
+            if read not in allowed:
+                raise ValueError(
+                    f"reads: {read!r} is not a read the {self.parser} parser gives; "
+                    + (
+                        f"allowed: {', '.join(allowed)}"
+                        if allowed
+                        else "its files are single reads: leave reads out (or [])"
+                    )
+                )
+        if self.reads is not None and len(set(self.reads)) != len(self.reads):
+            raise ValueError(f"reads {self.reads} names a read twice")
+        if self.source != "listing" and (self.parser != "illumina" or self.group_field != "sample"):
+            raise ValueError(
+                f"source {self.source!r} reads an Illumina {FANOUT_MANIFESTS[self.source]}, which names "
+                "samples: it needs parser: illumina and groupBy: sample (or use source: listing)"
+            )
+        if self.manifest_path is not None and self.source == "listing":
+            raise ValueError("manifestPath is only used with source: manifest or sampleSheet")
+        return self
+
+    @property
+    def group_field(self) -> str:
+        return self.group_by or FANOUT_DEFAULTS[self.parser][0]
+
+    @property
+    def read_names(self) -> tuple[str, ...]:
+        return FANOUT_DEFAULTS[self.parser][1] if self.reads is None else tuple(self.reads)
+
+    @property
+    def skipped(self) -> frozenset[str]:
+        return frozenset(FANOUT_DEFAULTS[self.parser][2] if self.skip is None else self.skip)
+
+    @property
+    def manifest(self) -> str | None:
+        """The manifest or sample sheet to read, relative to the run folder (None for a listing)."""
+        if self.source == "listing":
+            return None
+        return self.manifest_path or FANOUT_MANIFESTS[self.source]
+
+
 class TriggerTemplate(ArgoModel):
     name: str
     conditions: str = ""
@@ -1510,6 +1662,7 @@ class TriggerTemplate(ArgoModel):
     k8s: StandardK8STrigger | None = None
     argo_workflow: ArgoWorkflowTrigger | None = None
     correlation: Correlation | None = None  # triggergate extension
+    fan_out: FanOut | None = None  # triggergate extension
 
     aws_lambda: Any = None
     azure_event_hubs: Any = None
@@ -1558,6 +1711,17 @@ class TriggerTemplate(ArgoModel):
             raise ValueError(
                 "a trigger with 'correlation' cannot have 'conditionsReset': partial sets end with "
                 "correlation.window instead"
+            )
+        if self.fan_out is not None and self.correlation is not None:
+            raise ValueError(
+                "a trigger cannot have both 'fanOut' and 'correlation': a fan-out's items are keyed by "
+                "run folder and sample, not by the correlation key, so an expired or re-opened set "
+                "could not be told from a re-delivered marker; fire the fan-out on the marker alone "
+                "(the marker names its run) and correlate in another trigger"
+            )
+        if self.fan_out is not None and self.conditions_reset:
+            raise ValueError(
+                "a trigger with 'fanOut' cannot have 'conditionsReset': it fires on one marker event"
             )
         return self
 
@@ -1634,8 +1798,9 @@ class SensorSpec(ArgoModel):
     @model_validator(mode="after")
     def _correlations(self) -> SensorSpec:
         from sensors.correlation import sensor_correlation_problems
+        from sensors.fanout import sensor_fanout_problems
 
-        problems = sensor_correlation_problems(self)
+        problems = sensor_correlation_problems(self) + sensor_fanout_problems(self)
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -1651,4 +1816,112 @@ class Sensor(ArgoModel):
 
 Trigger.model_rebuild()
 Correlation.model_rebuild()
+FanOut.model_rebuild()
 TriggerTemplate.model_rebuild()
+
+
+# --------------------------------------------------------------------------- EventBus
+
+EVENT_BUS_UNSUPPORTED = (
+    "is not supported by triggergate; use 'kafka' (several gateway processes share the work) or no "
+    "EventBus at all (the embedded bus, one process)"
+)
+
+
+def _kafka_name(value: str, what: str) -> str:
+    if not re.fullmatch(r"[a-zA-Z0-9._-]{1,249}", value):
+        raise ValueError(f"{what} must be 1-249 characters of letters, digits, '.', '_' and '-'")
+    return value
+
+
+class EventBusConsumerGroup(ArgoModel):
+    """Argo's ``EventBus.spec.kafka.consumerGroup``. ``groupName`` prefixes triggergate's consumer
+    groups (one per sensor); ``startOldest`` is accepted and has no effect: a group always starts
+    at the oldest unacknowledged event, so nothing is skipped; ``rebalanceStrategy`` is accepted and
+    ignored (the Kafka client's default assignor is used)."""
+
+    group_name: str | None = None
+    rebalance_strategy: Literal["range", "roundrobin", "sticky"] | None = None
+    start_oldest: bool = False
+
+    @field_validator("group_name")
+    @classmethod
+    def _group(cls, value: str | None) -> str | None:
+        return value if value is None else _kafka_name(value, "groupName")
+
+
+class KafkaBus(ArgoModel):
+    """Argo's ``EventBus.spec.kafka``: ``url`` (brokers, ``host:port`` separated by commas),
+    ``topic`` (default ``<namespace>-<eventbus name>``), ``consumerGroup``, ``tls`` (the system CAs
+    or ``caCertSecret``; no client certificate) and ``sasl`` (PLAIN or SCRAM). ``version`` and
+    ``partitioner`` are accepted and ignored (the client negotiates the protocol version; events
+    are partitioned by correlation key or sensor, see docs/deploy.md)."""
+
+    url: str
+    topic: str | None = None
+    version: str | None = None
+    partitioner: str | None = None
+    consumer_group: EventBusConsumerGroup | None = None
+    tls: TLSConfig | None = None
+    sasl: SASLConfig | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _brokers(cls, value: str) -> str:
+        brokers = [broker.strip() for broker in value.split(",")]
+        if not value.strip() or not all(re.fullmatch(r"[^\s:/?#@]+:\d{1,5}", b) for b in brokers):
+            raise ValueError(
+                "url must list the Kafka brokers as host:port separated by commas, "
+                "e.g. 'kafka-0.kafka:9092,kafka-1.kafka:9092'"
+            )
+        return ",".join(brokers)
+
+    @field_validator("topic")
+    @classmethod
+    def _topic(cls, value: str | None) -> str | None:
+        return value if value is None else _kafka_name(value, "topic")
+
+    @field_validator("tls")
+    @classmethod
+    def _tls(cls, value: TLSConfig | None) -> TLSConfig | None:
+        if value is None:
+            return value
+        if value.client_cert_secret or value.client_key_secret or value.insecure_skip_verify:
+            raise ValueError(
+                "the Kafka bus supports TLS with the system CAs (enabled: true) or a caCertSecret; "
+                "clientCertSecret, clientKeySecret and insecureSkipVerify are not supported"
+            )
+        return value
+
+
+class EventBusSpec(ArgoModel):
+    kafka: KafkaBus | None = None
+    nats: Any = None
+    jetstream: Any = None
+    jetstream_exotic: Any = None
+
+    @field_validator("nats", "jetstream", "jetstream_exotic")
+    @classmethod
+    def _unsupported(cls, value: Any, info: Any) -> Any:
+        if value is not None:
+            raise ValueError(f"an EventBus of type '{to_camel(info.field_name)}' {EVENT_BUS_UNSUPPORTED}")
+        return value
+
+    @model_validator(mode="after")
+    def _kafka(self) -> EventBusSpec:
+        if self.kafka is None:
+            raise ValueError(
+                f"an EventBus needs 'kafka' (url, topic, consumerGroup); any other type "
+                f"{EVENT_BUS_UNSUPPORTED}"
+            )
+        return self
+
+
+class EventBus(ArgoModel):
+    """Argo's ``EventBus`` manifest; triggergate reads its ``kafka`` section to select the bus."""
+
+    api_version: Literal["argoproj.io/v1alpha1"]
+    kind: Literal["EventBus"]
+    metadata: ObjectMeta
+    spec: EventBusSpec
+    status: dict[str, Any] | None = None

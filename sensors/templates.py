@@ -27,7 +27,8 @@ returns int64, which ``substr``/``trunc`` do not accept, exactly as in Argo).
 
 Functions: the Go builtins (``and or not len index print printf println html js urlquery eq ne lt
 le gt ge``; ``printf`` implements Go's ``fmt`` verbs and flags) and sprig's pure functions
-(:data:`FUNCTIONS` lists them). Sprig functions that read the clock (``now``, ``date``...), are random
+(:data:`FUNCTIONS` lists them), and triggergate's ``parseKey PARSER KEY`` (the fields of an object key,
+:mod:`sensors.keyparse`). Sprig functions that read the clock (``now``, ``date``...), are random
 (``uuidv4``, ``randAlphaNum``...), read the environment (``env``) or do network I/O are rejected when
 the template is compiled: a replayed event must render the same output.
 
@@ -75,6 +76,7 @@ from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any, Final, NoReturn, TypeVar
 
 from sensors.goregex import go_regex
+from sensors.keyparse import PARSERS
 from sensors.paths import go_parse_float
 
 __all__ = [
@@ -3429,6 +3431,20 @@ def _regex_split(pattern: str, text: str, limit: int) -> _StrList:
 @_func("regexQuoteMeta", params=("str",))
 def _regex_quote_meta(text: str) -> str:
     return "".join("\\" + ch if ch in "\\.+*?()|[]{}^$" else ch for ch in text)
+
+
+# --------------------------------------------------------------------------- triggergate: key parsers
+
+
+@_func("parseKey", params=("str", "str"))
+def _parse_key(parser: str, key: str) -> dict[str, Any]:
+    """triggergate's own function: the fields of object ``key`` for a key parser of
+    :mod:`sensors.keyparse` (``{{ (parseKey "illumina" .Input.key).sample }}``); an empty map when
+    the key is not a file that platform writes."""
+    found = PARSERS.get(parser)
+    if found is None:
+        raise _CallError(f"unknown key parser {_quote(parser)}; known parsers: {', '.join(sorted(PARSERS))}")
+    return dict(found.parse(key) or {})
 
 
 # =========================================================================== the lists users see

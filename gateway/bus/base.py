@@ -10,6 +10,13 @@ A backend promises:
 * ``ack(group, deliveries)`` marks deliveries done for that group. Acks may come in any order.
   Everything not acknowledged is delivered again when the group subscribes again (after a restart).
   Acks may be persisted lazily: losing one only causes a redelivery.
+* A backend that partitions (Kafka) may take partitions away from a subscription when its
+  consumer group rebalances; it then calls the subscription's ``on_revoke`` and redelivers
+  everything unacknowledged of what it still holds, so that the subscriber, having dropped the
+  state it built from earlier deliveries, rebuilds it. Order then holds per partition (per
+  partition key), not across the whole bus. The embedded backends never do this.
+* ``set_router`` tells a partitioning backend which groups want an event and by which key it is
+  partitioned; the embedded backends deliver every event to every group and ignore it.
 
 Every backend passes ``tests/contract/test_bus_contract.py``.
 """
@@ -17,7 +24,7 @@ Every backend passes ``tests/contract/test_bus_contract.py``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from sensors.event import Event
@@ -25,10 +32,20 @@ from sensors.event import Event
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """One event delivered to one group. ``seq`` orders events and identifies the delivery."""
+    """One event delivered to one group. ``seq`` orders events and identifies the delivery.
+
+    ``seq`` is unique per group and stable across redeliveries of the same stored event.
+    """
 
     seq: int
     event: Event
+
+
+#: Maps an event to the ``(group, partition key)`` pairs that want it (see ``Bus.set_router``).
+Router = Callable[[Event], Sequence[tuple[str, str]]]
+
+#: Called by a partitioning backend when a rebalance takes partitions away (see ``subscribe``).
+OnRevoke = Callable[[], Awaitable[None]]
 
 
 class Bus(ABC):
@@ -45,12 +62,30 @@ class Bus(ABC):
         """Make events durable. Returns, per event, True if stored, False if a duplicate."""
 
     @abstractmethod
-    def subscribe(self, group: str, *, batch_size: int = 512) -> AsyncIterator[list[Delivery]]:
-        """Unacknowledged and new events for ``group``, in order, in batches, until ``close``."""
+    def subscribe(
+        self, group: str, *, batch_size: int = 512, on_revoke: OnRevoke | None = None
+    ) -> AsyncIterator[list[Delivery]]:
+        """Unacknowledged and new events for ``group``, in order, in batches, until ``close``.
+
+        ``on_revoke`` is awaited when a partitioning backend takes partitions away from this
+        subscription (a consumer-group rebalance): the subscriber drops every state it built from
+        earlier deliveries, and the backend then delivers again everything unacknowledged of the
+        partitions it still holds. Backends that never rebalance accept and ignore it.
+        """
 
     @abstractmethod
     async def ack(self, group: str, deliveries: Sequence[Delivery]) -> None:
         """Mark deliveries done for ``group``."""
+
+    def set_router(self, router: Router | None, groups: Sequence[str]) -> None:
+        """Route events to groups by partition key (for partitioning backends; a no-op here).
+
+        ``router(event)`` returns the ``(group, partition key)`` pairs that want the event; all
+        events of one key reach one consumer of that group. ``groups`` are the routed groups
+        (known in advance so that a backend can prepare their storage). ``None`` turns routing
+        off: every group then receives every event. Call it before ``start``.
+        """
+        return None
 
     async def healthy(self) -> bool:
         """True when the bus can accept publishes."""

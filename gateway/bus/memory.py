@@ -17,7 +17,7 @@ import bisect
 import time
 from collections.abc import AsyncGenerator, Iterable, Sequence
 
-from gateway.bus.base import Bus, Delivery
+from gateway.bus.base import Bus, Delivery, OnRevoke
 from gateway.errors import BusError
 from sensors.event import Event
 
@@ -146,7 +146,10 @@ class MemoryBus(Bus):
             state = self._groups[name] = AckCursor(self._first_seq - 1)
         return state
 
-    async def subscribe(self, group: str, *, batch_size: int = 512) -> AsyncGenerator[list[Delivery], None]:
+    async def subscribe(
+        self, group: str, *, batch_size: int = 512, on_revoke: OnRevoke | None = None
+    ) -> AsyncGenerator[list[Delivery], None]:
+        # ``on_revoke`` is accepted and ignored: this bus never takes events away from a subscription.
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self._check_open("subscribe")

@@ -35,7 +35,7 @@ import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 from pathlib import Path
 
-from gateway.bus.base import Bus, Delivery
+from gateway.bus.base import Bus, Delivery, OnRevoke
 from gateway.bus.memory import AckCursor
 from gateway.errors import BusError
 from gateway.sqlitedb import Coalescer, GroupCommitDB
@@ -198,7 +198,10 @@ class SqliteBus(Bus):
 
     # -- subscribe ---------------------------------------------------------------------------
 
-    async def subscribe(self, group: str, *, batch_size: int = 512) -> AsyncGenerator[list[Delivery], None]:
+    async def subscribe(
+        self, group: str, *, batch_size: int = 512, on_revoke: OnRevoke | None = None
+    ) -> AsyncGenerator[list[Delivery], None]:
+        # ``on_revoke`` is accepted and ignored: this bus never takes events away from a subscription.
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self._check_open("subscribe")

@@ -48,6 +48,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.aws import (
     AwsClient,
+    AwsConnection,
     AwsError,
     ListedObject,
     SqsMessage,
@@ -569,6 +570,39 @@ def s3_entries(event_sources: Iterable[EventSource]) -> list[S3Entry]:
     ]
 
 
+def queue_connection(entry: S3Entry, secrets: SecretStore | None) -> AwsConnection:
+    """The AWS connection of an entry's ``sqs`` block (region from the block, the queue URL, or
+    ``us-east-1`` for a custom endpoint)."""
+    queue = entry.spec.sqs
+    assert queue is not None
+    return aws_connection(
+        secrets,
+        f"EventSource {entry.event_source} spec.s3.{entry.event_name}.sqs",
+        region=queue.region
+        or region_from_queue_url(queue.queue)
+        or ("us-east-1" if queue.endpoint else None),
+        endpoint=queue.endpoint,
+        access_key=queue.access_key,
+        secret_key=queue.secret_key,
+        session_token=queue.session_token,
+    )
+
+
+def reconcile_connection(entry: S3Entry, secrets: SecretStore | None) -> AwsConnection:
+    """The AWS connection of an entry's ``reconcile`` block (the one that lists the bucket)."""
+    reconcile = entry.spec.reconcile
+    assert reconcile is not None
+    return aws_connection(
+        secrets,
+        f"EventSource {entry.event_source} spec.s3.{entry.event_name}.reconcile",
+        region=reconcile.region or ("us-east-1" if reconcile.endpoint else None),
+        endpoint=reconcile.endpoint,
+        access_key=reconcile.access_key,
+        secret_key=reconcile.secret_key,
+        session_token=reconcile.session_token,
+    )
+
+
 def build_s3_sources(
     event_sources: Sequence[EventSource],
     publisher: Publisher,
@@ -592,23 +626,9 @@ def build_s3_sources(
             S3WebhookServer(port, routes, publisher, secrets, host=host, graceful_timeout=graceful_timeout)
         )
     for entry in entries:
-        where = f"EventSource {entry.event_source} spec.s3.{entry.event_name}"
         queue = entry.spec.sqs
         if queue is not None:
-            region = (
-                queue.region
-                or region_from_queue_url(queue.queue)
-                or ("us-east-1" if queue.endpoint else None)
-            )
-            connection = aws_connection(
-                secrets,
-                f"{where}.sqs",
-                region=region,
-                endpoint=queue.endpoint,
-                access_key=queue.access_key,
-                secret_key=queue.secret_key,
-                session_token=queue.session_token,
-            )
+            connection = queue_connection(entry, secrets)
             sources.append(
                 SqsPoller(
                     f"s3 sqs {entry.label}",
@@ -620,17 +640,8 @@ def build_s3_sources(
                     visibility_timeout=queue.visibility_timeout,
                 )
             )
-        reconcile = entry.spec.reconcile
-        if reconcile is not None:
-            connection = aws_connection(
-                secrets,
-                f"{where}.reconcile",
-                region=reconcile.region or ("us-east-1" if reconcile.endpoint else None),
-                endpoint=reconcile.endpoint,
-                access_key=reconcile.access_key,
-                secret_key=reconcile.secret_key,
-                session_token=reconcile.session_token,
-            )
+        if entry.spec.reconcile is not None:
+            connection = reconcile_connection(entry, secrets)
             client = AwsClient(connection, workers=2, name=f"s3-list-{entry.event_name}")
             sources.append(Reconciler(entry, client, publisher))
     return sources

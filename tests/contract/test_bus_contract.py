@@ -2,6 +2,11 @@
 
 The ``harness`` fixture (``conftest.py``) is parametrized over the backends; tests marked
 ``durable`` reopen the bus or kill a process and are skipped for in-memory backends.
+
+A new subscription may take up to the backend's ``join_grace`` before its first delivery: a
+consumer-group backend (Kafka) must join its group before it knows which partitions it reads
+(about 1 s on tansu). The helpers and the tests that wait for "caught up" allow for it; every
+other bound stays the same for all backends.
 """
 
 from __future__ import annotations
@@ -46,6 +51,16 @@ def events(prefix: str, count: int) -> list[Event]:
     return [event(f"{prefix}-{i}", i) for i in range(count)]
 
 
+#: The current backend's ``join_grace`` (set for each test by ``_join_grace``).
+JOIN_GRACE = 0.0
+
+
+@pytest.fixture(autouse=True)
+def _join_grace(harness: BusHarness) -> None:
+    global JOIN_GRACE
+    JOIN_GRACE = harness.join_grace
+
+
 def ids(deliveries: list[Delivery]) -> list[str]:
     return [d.event.id for d in deliveries]
 
@@ -72,13 +87,14 @@ async def take(bus: Bus, group: str, count: int, *, batch_size: int = 512) -> li
 
 
 async def drain(bus: Bus, group: str, *, idle: float = 0.3, batch_size: int = 512) -> list[Delivery]:
-    """Subscribe and read until no batch arrives for ``idle`` seconds."""
+    """Subscribe and read until no batch arrives for ``idle`` seconds (plus the join grace before
+    the first batch)."""
     out: list[Delivery] = []
     subscription = bus.subscribe(group, batch_size=batch_size)
     try:
         while True:
             try:
-                async with asyncio.timeout(idle):
+                async with asyncio.timeout(idle if out else idle + JOIN_GRACE):
                     batch = await anext(subscription)
             except (TimeoutError, StopAsyncIteration):
                 break
@@ -336,7 +352,7 @@ async def test_subscribe_wakes_on_publish_without_polling(harness: BusHarness) -
     latencies: list[float] = []
     try:
         pending = asyncio.ensure_future(anext(subscription))
-        await asyncio.sleep(0.2)  # caught up and waiting
+        await asyncio.sleep(0.2 + JOIN_GRACE)  # caught up and waiting
         cpu_before = time.process_time()
         await asyncio.sleep(0.5)
         idle_cpu = time.process_time() - cpu_before
@@ -373,7 +389,7 @@ async def test_close_ends_subscriptions(harness: BusHarness) -> None:
             received.extend(batch)
 
     consumer = asyncio.create_task(consume())
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.2 + JOIN_GRACE)
     assert not consumer.done()
     await bus.close()
     await asyncio.wait_for(consumer, 2)  # ends normally, without an error

@@ -367,7 +367,7 @@ def test_documents_that_are_not_objects_are_errors_and_other_kinds_are_notes(tmp
         metadata: {name: no-kind}
         ---
         apiVersion: argoproj.io/v1alpha1
-        kind: EventBus
+        kind: WorkflowTemplate
         metadata: {name: default}
         ---
         kind: 42
@@ -382,13 +382,13 @@ def test_documents_that_are_not_objects_are_errors_and_other_kinds_are_notes(tmp
 
 def test_other_kinds_alone_load_with_a_note(tmp_path: Path) -> None:
     path = write(
-        tmp_path, "bus.yaml", "apiVersion: argoproj.io/v1alpha1\nkind: EventBus\nmetadata:\n  name: default\n"
+        tmp_path, "wt.yaml", "apiVersion: argoproj.io/v1alpha1\nkind: WorkflowTemplate\nmetadata:\n  name: align\n"
     )
     manifests = load_manifests([path], secrets_dir=None)
-    assert manifests.event_sources == [] and manifests.sensors == []
+    assert manifests.event_sources == [] and manifests.sensors == [] and manifests.event_bus is None
     assert manifests.notes == [
-        f"{path}:1:1: document 1 (EventBus 'default'): "
-        "skipped: triggergate loads only kinds EventSource, Sensor"
+        f"{path}:1:1: document 1 (WorkflowTemplate 'align'): "
+        "skipped: triggergate loads only kinds EventSource, Sensor, EventBus"
     ]
 
 

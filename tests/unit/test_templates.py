@@ -1335,3 +1335,78 @@ def test_function_lists() -> None:
     assert required <= FUNCTIONS
     assert not FUNCTIONS & set(FORBIDDEN_FUNCTIONS)
     assert {"uuidv4", "now", "date", "randAlphaNum", "env"} <= set(FORBIDDEN_FUNCTIONS)
+
+
+# --------------------------------------------------------------------------- triggergate: parseKey
+
+FASTQ_KEY = "runs/250304_A01234_0042_BHXXYYDSXC/Data/Tumor_01_S3_L002_R1_001.fastq.gz"
+
+
+@table(
+    ('{{ (parseKey "illumina" .Input).sample }}', "Tumor_01"),
+    ('{{ (parseKey "illumina" .Input).lane }}/{{ (parseKey "illumina" .Input).read }}', "2/R1"),
+    ('{{ (parseKey "illumina" .Input).run }}', "250304_A01234_0042_BHXXYYDSXC"),
+    ('{{ $f := parseKey "illumina" .Input }}{{ $f.sample }}_L{{ $f.lane }}', "Tumor_01_L2"),
+    ('{{ (parseKey "illumina" "notes.txt").sample }}', "<no value>"),  # not a file it knows: empty map
+    ('{{ len (parseKey "illumina" "notes.txt") }}', "0"),
+    ('{{ (parseKey "illumina" "notes.txt").sample | default "none" }}', "none"),
+    ('{{ (parseKey "mgi" "V300046476_L01_59_2.fq.gz").read }}', "R2"),
+    (
+        '{{ (parseKey "ont" "fastq_pass/barcode07/FAV1_pass_barcode07_a1b2c3d4_e5f6a7b8_0.fastq.gz")'
+        ".barcode }}",
+        "barcode07",
+    ),
+    ('{{ hasKey (parseKey "illumina" .Input) "lane" }}', "true"),
+)
+def test_parse_key_gives_the_key_parsers_fields(row: tuple[str, str]) -> None:
+    text, expected = row
+    assert run(text, FASTQ_KEY) == expected
+
+
+def test_parse_key_names_the_known_parsers() -> None:
+    assert "parseKey" in FUNCTIONS
+    with pytest.raises(TemplateError, match='unknown key parser "pacbio"; known parsers: illumina, mgi, ont'):
+        run('{{ parseKey "pacbio" .Input }}', FASTQ_KEY)
+    with pytest.raises(TemplateError, match="wrong number of args for parseKey: want 2 got 1"):
+        compile_template("{{ parseKey .Input }}")
+
+
+def test_parse_key_in_a_data_filter_and_a_parameter() -> None:
+    from sensors.event import Event
+    from sensors.filters import compile_filters
+    from sensors.params import resolve_value
+    from sensors.spec import EventDependency, TriggerParameterSource
+
+    dep = EventDependency.model_validate(
+        {
+            "name": "r1",
+            "eventSourceName": "uploads",
+            "eventName": "fastq",
+            "filters": {
+                "data": [
+                    {
+                        "path": "key",
+                        "type": "string",
+                        "value": ["R1"],
+                        "template": '{{ (parseKey "illumina" .Input).read }}',
+                    }
+                ]
+            },
+        }
+    )
+
+    def upload(key: str) -> Event:
+        from datetime import UTC, datetime
+
+        return Event(
+            id=key, source="uploads", subject="fastq", type="s3", time=datetime.now(UTC), data={"key": key}
+        )
+
+    compiled = compile_filters(dep)
+    assert compiled.evaluate(upload(FASTQ_KEY)).passed
+    assert not compiled.evaluate(upload(FASTQ_KEY.replace("_R1_", "_R2_"))).passed
+    src = TriggerParameterSource.model_validate(
+        {"dependencyName": "r1", "dataTemplate": '{{ (parseKey "illumina" .Input.key).sample }}'}
+    )
+    resolved = resolve_value(src, {"r1": upload(FASTQ_KEY)})
+    assert resolved is not None and resolved.text == "Tumor_01"
