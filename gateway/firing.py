@@ -4,6 +4,13 @@ The outcome is durable before the runner returns: a ``FiringRecord`` on success,
 (with the events and the last reason) when the attempts run out or the failure cannot be retried.
 Only then may the runtime acknowledge the firing's events on the bus. A firing whose key the
 store already knows is not carried out again (a replay after a crash, or a duplicate delivery).
+
+Counts for ``/metrics`` (plain ints, no lock: a runner lives on the event loop; ``gateway.metrics``
+reads them at scrape time): :attr:`FiringRunner.outcomes` counts each durable outcome
+(``succeeded``, ``dead-lettered``, ``already-done``) where it is recorded, so a ``fanOut``
+trigger's marker and each of its items count; ``attempts`` counts executor calls; ``in_flight``
+and ``durations`` cover :meth:`FiringRunner.run` (rate-limit waits and backoff included; the
+``already-done`` answers are not timed).
 """
 
 from __future__ import annotations
@@ -12,6 +19,8 @@ import asyncio
 import logging
 import random
 import time
+from bisect import bisect_left
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -42,6 +51,27 @@ def backoff_delays(backoff: Backoff | None, rand: Callable[[], float] = random.r
     return delays
 
 
+#: Upper bounds (seconds) of the firing-duration histogram buckets (``le`` in Prometheus terms).
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+class Durations:
+    """A histogram without a lock: ``buckets[i]`` counts the observations ``<= DURATION_BUCKETS[i]``
+    that fell in no earlier bucket (the last one is ``+Inf``); ``sum`` and ``count`` as Prometheus."""
+
+    __slots__ = ("buckets", "count", "sum")
+
+    def __init__(self) -> None:
+        self.buckets = [0] * (len(DURATION_BUCKETS) + 1)
+        self.count = 0
+        self.sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.buckets[bisect_left(DURATION_BUCKETS, seconds)] += 1
+        self.count += 1
+        self.sum += seconds
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     status: str  # "succeeded" | "dead-lettered" | "already-done"
@@ -69,8 +99,23 @@ class FiringRunner:
         self.limiter = RateLimiter(self.trigger.rate_limit, sleep=sleep)
         self._sleep = sleep
         self._clock = clock
+        self.outcomes: Counter[str] = Counter()  # durable outcomes: succeeded, dead-lettered, already-done
+        self.attempts = 0  # executor calls
+        self.in_flight = 0  # run() calls not returned yet
+        self.durations = Durations()  # run() to a durable outcome (not already-done)
 
     async def run(self, fire: Fire) -> Outcome:
+        self.in_flight += 1
+        started = time.monotonic()
+        try:
+            outcome = await self._execute(fire)
+        finally:
+            self.in_flight -= 1
+        if outcome.status != "already-done":
+            self.durations.observe(time.monotonic() - started)
+        return outcome
+
+    async def _execute(self, fire: Fire) -> Outcome:
         if await self.already_done(fire):
             return Outcome("already-done", 0, "")
         started = self._clock()
@@ -79,6 +124,7 @@ class FiringRunner:
         while True:
             await self.limiter.acquire()
             attempts += 1
+            self.attempts += 1
             try:
                 result = await self.executor.execute(fire)
             except TriggerError as exc:
@@ -125,6 +171,7 @@ class FiringRunner:
         """Whether the store has an outcome for ``fire``'s key (then it is not carried out again)."""
         if not await self.store.firing_done(fire.key):
             return False
+        self.outcomes["already-done"] += 1
         logger.info(
             "firing %s of %s/%s was already carried out; not repeating it",
             fire.key,
@@ -150,6 +197,7 @@ class FiringRunner:
                 finished_at=self._clock(),
             )
         )
+        self.outcomes["succeeded"] += 1
 
     async def give_up(self, fire: Fire, reason: str, attempts: int) -> Outcome:
         """Dead-letter ``fire`` with ``reason`` (durably), then fire the ``dlqTrigger`` if there is one."""
@@ -164,6 +212,7 @@ class FiringRunner:
                 created_at=self._clock(),
             )
         )
+        self.outcomes["dead-lettered"] += 1
         logger.error(
             "trigger %s/%s failed after %d attempt(s); dead letter %s: %s",
             fire.sensor,

@@ -505,6 +505,12 @@ class Runtime:
             )
         # Before the bus starts: where each event goes (a no-op on the embedded bus).
         self._routes = self._route_table(self.workers)
+        if kind == "kafka" and self.manifests.event_sources and not self.workers:
+            logger.warning(
+                "no Sensor is loaded: on the Kafka bus an event goes to the sensors of the process that "
+                "receives it, so what this process's sources receive is not stored; load the same "
+                "Sensors in every replica"
+            )
         self.bus.set_router(self.route, [worker.group for worker in self.workers])
         await self.bus.start()
         self._bus_started = True

@@ -375,9 +375,16 @@ class ServiceMonitorValues(Values):
 
 class MetricsValues(Values):
     port: Port | None = Field(
-        None, description="Port that serves the metrics; null: the first of webhook.ports."
+        None,
+        description=(
+            "Port that Prometheus scrapes; null: the first of webhook.ports (every webhook port serves "
+            "GET /metrics). Another port gets a listener of its own (`--metrics-port`), e.g. when no "
+            "webhook source runs."
+        ),
     )
-    path: ContainerPath = Field("/metrics", description="Path that serves the metrics.")
+    path: Literal["/metrics"] = Field(
+        "/metrics", description="Path that serves the metrics: the gateway serves them at /metrics only."
+    )
     scrape_annotations: bool = Field(
         False, description="Add prometheus.io/scrape, /port and /path annotations to the pods."
     )

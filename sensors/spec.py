@@ -233,8 +233,9 @@ class WebhookContext(ArgoModel):
     def _endpoint(cls, value: str) -> str:
         if not value.startswith("/"):
             raise ValueError("endpoint must start with '/' (for example '/example')")
-        if value == "/health":
-            raise ValueError("'/health' is reserved for the health check on every webhook port")
+        if value in ("/health", "/metrics"):
+            what = "the health check" if value == "/health" else "the Prometheus metrics"
+            raise ValueError(f"'{value}' is reserved for {what} on every webhook port; use another endpoint")
         return value
 
     @field_validator("method")

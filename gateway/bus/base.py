@@ -5,6 +5,8 @@ A backend promises:
 * ``publish(events)`` returns only when every event is durable (it survives a crash of this
   process and, for the embedded bus, of the machine), or raises ``BusError``. An event whose id
   was already published within the dedup window is not stored again: its result is ``False``.
+  A distributed backend knows only the ids its own process published; a copy published by
+  another process answers ``True`` and is dropped when consumed (it is delivered once).
 * ``subscribe(group)`` delivers every durable event to every group, in publish order, in batches.
   Each group has its own acknowledgements.
 * ``ack(group, deliveries)`` marks deliveries done for that group. Acks may come in any order.

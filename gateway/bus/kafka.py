@@ -50,8 +50,8 @@ is delivered again and a subscriber that dropped its state rebuilds it.
    committed offset of each partition, so that copies published by *another* process (webhook
    replicas active-active behind one Service) collapse too. Limits: a copy whose first one lies
    further back than ``dedup_lookback`` records of its partition, or in a different partition
-   (the same id routed with another key), is delivered again; at most ``4 * dedup_lookback``
-   ids per partition are remembered.
+   (the same id routed with another key), is delivered again; at most
+   ``max(4 * dedup_lookback, 1024)`` ids per partition are remembered.
 
 Neither layer is Kafka's exactly-once (transactions): a duplicate that slips through reaches the
 engine, and the firing's idempotency key keeps it from creating a second run.
@@ -200,14 +200,15 @@ class _Acks:
 class _Partition:
     """What one subscription knows about one partition it holds."""
 
-    __slots__ = ("acks", "expected", "seed_until", "seen", "tp")
+    __slots__ = ("acks", "expected", "inserts", "seed_until", "seen", "tp")
 
     def __init__(self, tp: TopicPartition, acks: _Acks, seed_until: int, expected: int | None) -> None:
         self.tp = tp
         self.acks = acks
         self.seed_until = seed_until  # records below are only read back to seed ``seen``
         self.expected = expected  # the next offset this subscription expects to read
-        self.seen: OrderedDict[str, tuple[int, int]] = OrderedDict()  # id -> (timestamp ms, offset)
+        self.seen: dict[str, tuple[int, int]] = {}  # id -> (timestamp ms, offset), oldest first
+        self.inserts = 0
 
     def duplicate(self, event_id: str, timestamp: int, offset: int, window_ms: int, capacity: int) -> bool:
         """Whether the record is a later copy of an id seen within the window; notes it otherwise."""
@@ -220,12 +221,14 @@ class _Partition:
                 return True
             del seen[event_id]  # outside the window: this copy starts a new one
         seen[event_id] = (timestamp, offset)
-        horizon = timestamp - window_ms
-        while seen:
-            oldest = next(iter(seen))
-            if len(seen) <= capacity and seen[oldest][0] >= horizon:
-                break
-            del seen[oldest]
+        self.inserts += 1
+        if len(seen) > capacity or not self.inserts & 255:  # forget the oldest (amortized)
+            horizon = timestamp - window_ms
+            while seen:
+                oldest = next(iter(seen))
+                if len(seen) <= capacity and seen[oldest][0] >= horizon:
+                    break
+                del seen[oldest]
         return False
 
 
@@ -828,13 +831,19 @@ class KafkaBus(Bus):
         self._check_open("ack")
         live = bool(self._subs.get(group))
         changed = False
+        last_partition, acks = -1, None
         for delivery in deliveries:
-            if delivery.seq < 0:
-                raise ValueError(f"cannot ack seq {delivery.seq} for group {group!r}: not a Kafka bus seq")
-            partition, offset = seq_position(delivery.seq)
-            key = (group, partition)
-            acks = self._acks.get(key)
-            if acks is None or (live and key not in self._owners):
+            seq = delivery.seq
+            if seq < 0:
+                raise ValueError(f"cannot ack seq {seq} for group {group!r}: not a Kafka bus seq")
+            partition, offset = seq >> SEQ_OFFSET_BITS, seq & _OFFSET_MASK
+            if partition != last_partition:
+                last_partition = partition
+                key = (group, partition)
+                acks = self._acks.get(key)
+                if acks is not None and live and key not in self._owners:
+                    acks = None
+            if acks is None:
                 # Another member of the group holds the partition (it delivers the event again).
                 self.counters["dropped_acks"] += 1
                 continue
@@ -966,7 +975,11 @@ async def _quietly(job: Any) -> None:
 def _header_id(record: Any) -> str | None:
     for name, value in record.headers or ():
         if name == ID_HEADER and value is not None:
-            return bytes(value).decode("utf-8", "replace")
+            return (
+                value.decode("utf-8", "replace")
+                if type(value) is bytes
+                else bytes(value).decode("utf-8", "replace")
+            )
     return None
 
 

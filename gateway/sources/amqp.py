@@ -61,7 +61,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from gateway.errors import BusError, ConfigError
 from gateway.secrets import SecretStore
-from gateway.sources.base import Publisher, Source
+from gateway.sources.base import Publisher, ReceivedCounts, Source
 from gateway.sources.body import InvalidBody, encode_body
 from gateway.sources.gotime import go_time_string
 from gateway.sources.reconnect import ReconnectDelays
@@ -210,10 +210,14 @@ class AMQPSource(Source):
         self.published = 0
         self.acked = 0
         self.requeued = 0
+        self.counts = ReceivedCounts(event.event_source, event.event_name)
 
     @property
     def name(self) -> str:
         return f"amqp {self.event.label}"
+
+    def event_counts(self) -> list[ReceivedCounts]:
+        return [self.counts]
 
     # ------------------------------------------------------------------ configuration
 
@@ -388,6 +392,7 @@ class AMQPSource(Source):
         try:
             data = amqp_payload(message, json_body=spec.json_body, metadata=spec.metadata)
         except InvalidBody as exc:
+            self.counts.rejected["rejected-invalid"] += 1
             logger.error(
                 "%s: rejecting message %s (not requeued): %s", self.name, message.message_id or "", exc
             )
@@ -417,8 +422,9 @@ class AMQPSource(Source):
         """Publishes everything pending, then acks it (or nacks it with requeue). True on success."""
         batch, self._pending = self._pending, []
         try:
-            await self.publisher.publish([event for _, event in batch])
+            results = await self.publisher.publish([event for _, event in batch])
         except Exception as exc:
+            self.counts.publish_failed(len(batch))
             if isinstance(exc, BusError):
                 logger.warning("%s: could not record %d event(s); the broker delivers them again: %s",
                                self.name, len(batch), exc)
@@ -429,6 +435,7 @@ class AMQPSource(Source):
             self.requeued += len(batch)
             return False
         self.published += len(batch)
+        self.counts.published(results)
         for message, _ in batch:
             if await self._settle(message.ack()):
                 self.acked += 1

@@ -65,7 +65,7 @@ from aiokafka.errors import KafkaError
 
 from gateway.errors import BusError, ConfigError
 from gateway.secrets import SecretStore
-from gateway.sources.base import Publisher, Source
+from gateway.sources.base import Publisher, ReceivedCounts, Source
 from gateway.sources.body import InvalidBody, encode_body
 from gateway.sources.gotime import from_unix_millis, go_time_string
 from gateway.sources.kafka_config import client_options
@@ -189,10 +189,14 @@ class KafkaSource(Source):
         self._task: asyncio.Task[None] | None = None
         self.published = 0
         self.committed: dict[TopicPartition, int] = {}
+        self.counts = ReceivedCounts(event.event_source, event.event_name)
 
     @property
     def name(self) -> str:
         return f"kafka {self.event.label}"
+
+    def event_counts(self) -> list[ReceivedCounts]:
+        return [self.counts]
 
     # ------------------------------------------------------------------ configuration
 
@@ -430,6 +434,7 @@ class KafkaSource(Source):
                 metadata=spec.metadata,
             )
         except InvalidBody as exc:
+            self.counts.rejected["rejected-invalid"] += 1
             logger.error(
                 "%s: skipping %s[%d]@%d: %s", self.name, record.topic, record.partition, record.offset, exc
             )
@@ -449,11 +454,13 @@ class KafkaSource(Source):
     async def _publish(self, events: list[Event], ranges: list[OffsetRange]) -> None:
         try:
             if events:
-                await self.publisher.publish(events)
+                self.counts.published(await self.publisher.publish(events))
         except BusError as exc:
+            self.counts.publish_failed(len(events))
             self._fail(exc)
             return
         except Exception as exc:
+            self.counts.publish_failed(len(events))
             logger.exception("%s: publishing failed unexpectedly", self.name)
             self._fail(exc)
             return

@@ -3,8 +3,9 @@
 Each entry under ``spec.s3`` has up to three inputs, all producing the same events:
 
 **webhook** (pushed notifications). One HTTP server per port serves every s3 entry on it (and
-``GET /health``). A request is handled in this order: unknown path -> ``404``; ``authSecret`` set
-and no or a wrong ``Authorization: Bearer <token>`` (as MinIO's webhook target sends it) -> ``401``;
+``GET /health`` and ``GET /metrics``, as the webhook source does). A request is handled in this
+order: unknown path -> ``404``; ``authSecret`` set and no or a wrong ``Authorization: Bearer
+<token>`` (as MinIO's webhook target sends it) -> ``401``;
 another method -> ``405``; body over ``maxPayloadSize`` -> ``413``; not a notification ->
 ``400`` naming what was expected. An SNS ``SubscriptionConfirmation`` is confirmed by GET-ing its
 ``SubscribeURL`` (only AWS SNS hosts or ``sns.allowedHosts``; ``403`` otherwise) -> ``200``; test
@@ -28,6 +29,9 @@ Events: ``type`` ``s3``, ``source`` the EventSource, ``subject`` the entry; ``da
 normalised record (:meth:`sensors.notifications.ObjectRecord.data`) plus ``metadata`` when the
 entry has some; the id is :func:`sensors.notifications.event_id`. ``time`` is when the gateway
 received it (as Argo), the store's own time is ``data.eventTime``.
+
+Counts (``/metrics``): one :class:`~gateway.sources.base.ReceivedCounts` per entry, shared by its
+three inputs: events accepted / duplicate / failed, webhook requests and SQS messages rejected.
 """
 
 from __future__ import annotations
@@ -59,9 +63,22 @@ from gateway.aws import (
 from gateway.errors import BusError, ConfigError, GatewayError
 from gateway.httpserver import HttpServer
 from gateway.secrets import SecretStore
-from gateway.sources.base import HealthReporter, Publisher, Source
+from gateway.sources.base import (
+    HealthReporter,
+    MetricsExporter,
+    Publisher,
+    ReceivedCounts,
+    Source,
+    rejection_outcome,
+)
 from gateway.sources.sqs_poller import DeadLetters, Outcome, SqsPoller, aws_connection
-from gateway.sources.webhook import RequestRejected, _read_body, check_bearer, collect_headers
+from gateway.sources.webhook import (
+    RequestRejected,
+    _read_body,
+    check_bearer,
+    collect_headers,
+    metrics_response,
+)
 from sensors.event import Event, deterministic_event_id
 from sensors.notifications import (
     Notification,
@@ -120,8 +137,10 @@ class S3Entry:
     spec: S3EventSource
     filter: ObjectFilter = field(init=False)
     seen: SeenObjects = field(default_factory=SeenObjects)
+    counts: ReceivedCounts = field(init=False)
 
     def __post_init__(self) -> None:
+        self.counts = ReceivedCounts(self.event_source, self.event_name)
         spec = self.spec
         self.filter = ObjectFilter.build(
             bucket=spec.bucket, prefix=spec.prefix, suffix=spec.suffix, events=spec.events
@@ -171,7 +190,12 @@ class S3Entry:
         events, kept = self.events(records, datetime.now(UTC))
         if not events:
             return 0
-        stored = await publisher.publish(events)
+        try:
+            stored = await publisher.publish(events)
+        except Exception:
+            self.counts.publish_failed(len(events))
+            raise
+        self.counts.published(stored)
         for record in kept:
             if record.event_name.startswith("ObjectCreated"):
                 self.seen.add(SeenObjects.key(record.bucket, record.key, record.etag))
@@ -247,6 +271,7 @@ class _S3Route:
         try:
             response = await self.respond(Request(scope, receive, send))
         except RequestRejected as rejected:
+            self.entry.counts.rejected[rejection_outcome(rejected.status)] += 1
             response = rejected.response()
         await response(scope, receive, send)
 
@@ -310,6 +335,7 @@ class S3WebhookServer(Source):
     ) -> None:
         self.requested_port = port
         self.publisher = publisher
+        self.metrics: MetricsExporter | None = None
         self.routes: dict[str, _S3Route] = {}
         tls: set[tuple[SecretKeySelector | None, SecretKeySelector | None]] = set()
         for entry, webhook in routes:
@@ -344,6 +370,7 @@ class S3WebhookServer(Source):
             files = (secrets.path_for(cert), secrets.path_for(key))
         app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, redirect_slashes=False)
         app.add_route("/health", self._health, methods=None, include_in_schema=False)
+        app.add_route("/metrics", self._metrics, methods=["GET"], include_in_schema=False)
         for path, route in self.routes.items():
             app.add_route(path, route, include_in_schema=False)  # type: ignore[arg-type]
         self.app = app
@@ -364,6 +391,16 @@ class S3WebhookServer(Source):
     @property
     def port(self) -> int:
         return self._server.port
+
+    def expose_metrics(self, exporter: MetricsExporter) -> None:
+        """Serve ``exporter`` on ``GET /metrics`` of this port (until then: ``503``)."""
+        self.metrics = exporter
+
+    def event_counts(self) -> list[ReceivedCounts]:
+        return [route.entry.counts for route in self.routes.values()]
+
+    async def _metrics(self, request: Request) -> Response:
+        return await metrics_response(self.metrics, request)
 
     async def _health(self, request: Request) -> Response:
         if isinstance(self.publisher, HealthReporter) and not await self.publisher.healthy():
@@ -397,6 +434,9 @@ class S3QueueHandler:
         self.publisher = publisher
         self.dead_letters = dead_letters
 
+    def event_counts(self) -> list[ReceivedCounts]:
+        return [self.entry.counts]
+
     async def __call__(self, message: SqsMessage) -> Outcome:
         entry = self.entry
         try:
@@ -426,6 +466,7 @@ class S3QueueHandler:
         return Outcome.DELETE
 
     async def _dead_letter(self, message: SqsMessage, reason: str) -> Outcome:
+        self.entry.counts.rejected["rejected-invalid"] += 1
         source = f"s3 {self.entry.label}"
         if self.dead_letters is None:
             logger.error(
@@ -471,6 +512,9 @@ class Reconciler(Source):
     @property
     def name(self) -> str:
         return f"s3 reconcile {self.entry.label}"
+
+    def event_counts(self) -> list[ReceivedCounts]:
+        return [self.entry.counts]
 
     async def start(self) -> None:
         if self._task is None:

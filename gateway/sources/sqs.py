@@ -33,7 +33,7 @@ from typing import Any
 from gateway.aws import AwsClient, SqsMessage
 from gateway.errors import BusError, GatewayError
 from gateway.secrets import SecretStore
-from gateway.sources.base import Publisher, Source
+from gateway.sources.base import Publisher, ReceivedCounts, Source
 from gateway.sources.body import InvalidBody, encode_body
 from gateway.sources.sqs_poller import DeadLetters, Outcome, SqsPoller, aws_connection
 from sensors.event import Event, deterministic_event_id
@@ -98,6 +98,10 @@ class SqsHandler:
         self.publisher = publisher
         self.dead_letters = dead_letters
         self.label = f"sqs {event_source}/{event_name}"
+        self.counts = ReceivedCounts(event_source, event_name)
+
+    def event_counts(self) -> list[ReceivedCounts]:
+        return [self.counts]
 
     async def __call__(self, message: SqsMessage) -> Outcome:
         try:
@@ -113,8 +117,9 @@ class SqsHandler:
             data=data,
         )
         try:
-            await self.publisher.publish([event])
+            results = await self.publisher.publish([event])
         except BusError as exc:
+            self.counts.publish_failed(1)
             logger.warning(
                 "%s: could not record message %s: %s; it will be received again",
                 self.label,
@@ -122,9 +127,11 @@ class SqsHandler:
                 exc,
             )
             return Outcome.RETRY
+        self.counts.published(results)
         return Outcome.DELETE
 
     async def _unusable(self, message: SqsMessage, reason: str) -> Outcome:
+        self.counts.rejected["rejected-invalid"] += 1
         if self.spec.dlq:
             logger.warning("%s: %s; left in the queue for its redrive policy (dlq: true)", self.label, reason)
             return Outcome.KEEP

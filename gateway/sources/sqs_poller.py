@@ -27,13 +27,13 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, Protocol, TypeVar
 
 from gateway.aws import AwsClient, AwsConnection, AwsError, SqsMessage
 from gateway.errors import ConfigError
 from gateway.secrets import SecretStore
-from gateway.sources.base import Source
+from gateway.sources.base import ReceivedCounts, Source
 from sensors.spec import SecretKeySelector
 
 logger = logging.getLogger("triggergate.sqs")
@@ -130,6 +130,11 @@ class SqsPoller(Source):
     @property
     def name(self) -> str:
         return self._name
+
+    def event_counts(self) -> Iterable[ReceivedCounts]:
+        """The handler's counts (``SqsHandler``, ``S3QueueHandler``), for ``/metrics``."""
+        counts = getattr(self.handler, "event_counts", None)
+        return counts() if callable(counts) else ()
 
     async def start(self) -> None:
         if self._task is None:

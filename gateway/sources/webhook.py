@@ -28,6 +28,12 @@ Request handling, in order (Argo's order where Argo has the step):
    duplicate); ``BusError`` -> ``503 failed to record event`` with ``Retry-After: 1``.
 
 ``GET /health`` answers ``200 OK``, or ``503`` while the publisher's ``healthy()`` says False.
+``GET /metrics`` answers the gateway's Prometheus metrics (``gateway.metrics``; ``503`` until the
+runtime has set them up with :meth:`WebhookServer.expose_metrics`). Both paths are reserved: an
+event's ``endpoint`` cannot be ``/health`` or ``/metrics`` (the manifest is refused at load).
+Each event counts what it received (:class:`~gateway.sources.base.ReceivedCounts`): events
+accepted, duplicate and failed, and requests rejected by status (a ``405`` on a path that serves
+several events is not counted: no single event is meant).
 A missing ``authSecret`` file fails :meth:`WebhookServer.start` (``optional: true``: a warning,
 and ``500 Error loading auth token`` until the file exists).
 
@@ -81,7 +87,14 @@ from gateway.errors import BusError, ConfigError
 from gateway.httpserver import HttpServer
 from gateway.secrets import SecretNotFound, SecretStore
 from gateway.sources import cloudevents
-from gateway.sources.base import HealthReporter, Publisher, Source
+from gateway.sources.base import (
+    HealthReporter,
+    MetricsExporter,
+    Publisher,
+    ReceivedCounts,
+    Source,
+    rejection_outcome,
+)
 from sensors.event import Event, random_event_id
 from sensors.spec import EventSource, SecretKeySelector, WebhookEventSource
 
@@ -265,7 +278,9 @@ _HEALTHY = Response(b"OK", 200, media_type=_TEXT)
 class _Endpoint:
     """The handler of one (port, endpoint, method): auth, body, envelope, publish."""
 
-    __slots__ = ("_auth", "_limit", "_metadata", "_name", "_publisher", "_secrets", "_source", "event")
+    __slots__ = (
+        "_auth", "_limit", "_metadata", "_name", "_publisher", "_secrets", "_source", "counts", "event",
+    )
 
     def __init__(self, event: WebhookEvent, publisher: Publisher, secrets: SecretStore | None) -> None:
         self.event = event
@@ -276,6 +291,7 @@ class _Endpoint:
         self._auth: SecretKeySelector | None = event.spec.auth_secret
         self._publisher = publisher
         self._secrets = secrets
+        self.counts = ReceivedCounts(event.event_source, event.event_name)
 
     @property
     def has_auth(self) -> bool:
@@ -345,14 +361,17 @@ class _Endpoint:
         try:
             results = await self._publisher.publish(events)
         except BusError as exc:
+            self.counts.publish_failed(len(events))
             logger.warning(
                 "webhook %s: could not record %d event(s), answered 503: %s",
                 self.event.label, len(events), exc,
             )
             return Response(b"failed to record event", 503, headers={"Retry-After": "1"}, media_type=_TEXT)
         except Exception:
+            self.counts.publish_failed(len(events))
             logger.exception("webhook %s: publishing failed unexpectedly, answered 500", self.event.label)
             return Response(b"failed to record event", 500, media_type=_TEXT)
+        self.counts.published(results)
         if logger.isEnabledFor(logging.DEBUG):
             for event, stored in zip(events, results, strict=False):
                 logger.debug(
@@ -416,6 +435,10 @@ class _PathRoute:
             endpoint.authorize(headers.authorization)
             return await endpoint.handle(request, headers)
         except RequestRejected as rejected:
+            if endpoint is None and len(self.by_method) == 1:
+                endpoint = next(iter(self.by_method.values()))
+            if endpoint is not None:
+                endpoint.counts.rejected[rejection_outcome(rejected.status)] += 1
             return rejected.response()
 
     def _authorize_any(self, authorization: bytes | None) -> None:
@@ -434,9 +457,23 @@ class _PathRoute:
         raise first_error
 
 
+async def metrics_response(exporter: MetricsExporter | None, request: Request) -> Response:
+    """The answer to ``GET /metrics`` on an HTTP source's port (webhook and s3 servers)."""
+    if exporter is None:
+        return Response(
+            b"metrics are not set up yet", 503, headers={"Retry-After": "1"}, media_type=_TEXT
+        )
+    try:
+        body, content_type = await exporter.render(request.headers.get("accept"))
+    except Exception:
+        logger.exception("rendering the metrics failed")
+        return Response(b"rendering the metrics failed", 500, media_type=_TEXT)
+    return Response(body, 200, media_type=content_type)
+
+
 class _EventFastPath:
     """The ASGI app a webhook port serves: event endpoints are answered directly, everything else
-    (``/health``, unknown paths) goes through the FastAPI app.
+    (``/health``, ``/metrics``, unknown paths) goes through the FastAPI app.
 
     The event endpoints are the hot path (thousands of requests a second): they skip FastAPI's
     middleware stack, which they do not use. An unexpected error there is logged and answered
@@ -490,6 +527,7 @@ class WebhookServer(Source):
         self.secrets = secrets
         self.requested_port = port
         self.host = host
+        self.metrics: MetricsExporter | None = None
         self._routes: dict[str, _PathRoute] = {}
         for event in self.events:
             route = self._routes.setdefault(event.spec.endpoint, _PathRoute(event.spec.endpoint))
@@ -552,9 +590,20 @@ class WebhookServer(Source):
     def _build_app(self) -> FastAPI:
         app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, redirect_slashes=False)
         app.add_route("/health", self._health, methods=None, include_in_schema=False)
+        app.add_route("/metrics", self._metrics, methods=["GET"], include_in_schema=False)
         for path, route in self._routes.items():
             app.add_route(path, route, include_in_schema=False)  # type: ignore[arg-type]
         return app
+
+    def expose_metrics(self, exporter: MetricsExporter) -> None:
+        """Serve ``exporter`` on ``GET /metrics`` of this port (until then: ``503``)."""
+        self.metrics = exporter
+
+    def event_counts(self) -> list[ReceivedCounts]:
+        return [endpoint.counts for route in self._routes.values() for endpoint in route.by_method.values()]
+
+    async def _metrics(self, request: Request) -> Response:
+        return await metrics_response(self.metrics, request)
 
     async def _health(self, request: Request) -> Response:
         if isinstance(self.publisher, HealthReporter):

@@ -362,6 +362,31 @@ def test_metrics_on_a_webhook_port_reuse_its_service_port() -> None:
     assert monitor["spec"]["endpoints"][0]["port"] == "http-12000"
     assert monitor["metadata"]["labels"]["release"] == "prom"
     assert [p["name"] for p in rendered.container["ports"]] == ["http-12000"]
+    assert "--metrics-port" not in rendered.args  # the webhook port serves GET /metrics itself
+
+
+def test_a_metrics_port_of_its_own_makes_the_gateway_listen_there() -> None:
+    args = render(_values("everything-else")).args
+    assert args[args.index("--metrics-port") + 1] == "9090"
+    assert args.count("--metrics-port") == 1
+    # without scraping configured too: the gateway listens, and the pod declares the port
+    rendered = render(with_config({"metrics": {"port": 9100}}))
+    assert rendered.args[rendered.args.index("--metrics-port") + 1] == "9100"
+    assert {"name": "metrics", "containerPort": 9100, "protocol": "TCP"} in rendered.container["ports"]
+    assert "metrics" not in [p["name"] for p in rendered.one("Service")["spec"]["ports"]]
+
+
+@pytest.mark.parametrize("port", [12000, 12001])
+def test_a_metrics_port_that_is_a_webhook_port_adds_no_listener(port: int) -> None:
+    values = with_config({"webhook": {"ports": [12000, 12001]}, "metrics": {"port": port}})
+    rendered = render(values)
+    assert "--metrics-port" not in rendered.args
+    assert [p["name"] for p in rendered.container["ports"]] == ["http-12000", "http-12001"]
+
+
+def test_the_metrics_path_is_the_one_the_gateway_serves() -> None:
+    with pytest.raises(Exception, match="metrics"):
+        render(with_config({"metrics": {"path": "/prometheus"}}))
 
 
 # --------------------------------------------------------------------------- the replicas / bus rule
@@ -481,6 +506,8 @@ def test_the_real_run_command_accepts_the_arguments(variation: str) -> None:
     assert params["log_level"].value == values.log_level
     assert params["dry_run"] is values.dry_run
     assert params["shutdown_grace"] == values.shutdown_grace
+    extra_metrics_port = values.metrics.port is not None and values.metrics.port not in values.webhook.ports
+    assert params["metrics_port"] == (values.metrics.port if extra_metrics_port else None)
     if values.bus.kind == "kafka":
         assert parse_bus_url(params["bus"])[0] == "kafka"
     else:

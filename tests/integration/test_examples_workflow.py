@@ -60,14 +60,14 @@ def check_workflow(wf: dict[str, Any]) -> None:
     """Name derived from the firing, lineage labels, parameters from the event."""
     metadata = wf["metadata"]
     (event_id,) = metadata["annotations"][EVENT_IDS_ANNOTATION].split(",")
-    key = idempotency_key("bwa-align", "align-run", {"run": event(id=event_id)})
-    assert metadata["name"] == deterministic_name("bwa-align-", key)
+    key = idempotency_key("run-align", "align-run", {"run": event(id=event_id)})
+    assert metadata["name"] == deterministic_name("run-align-", key)
     assert metadata["namespace"] == "argo"
     assert metadata["labels"][FIRING_LABEL] == key
-    assert metadata["labels"]["events.argoproj.io/sensor"] == "bwa-align"
+    assert metadata["labels"]["events.argoproj.io/sensor"] == "run-align"
     assert metadata["labels"]["events.argoproj.io/trigger"] == "align-run"
     assert wf["spec"] == {
-        "workflowTemplateRef": {"name": "bwa-align"},
+        "workflowTemplateRef": {"name": "run-align"},
         "arguments": {
             "parameters": [
                 {"name": "run-id", "value": "R42"},
@@ -116,7 +116,7 @@ def test_example_against_the_api_server_warns_creates_one_and_replays_dead_lette
     gw = GatewayProcess([manifests], state, port, extra_args=["--kubeconfig", str(kubeconfig)]).start()
     try:
         # load-time check: the WorkflowTemplate is not installed yet
-        wait_until(lambda: "WorkflowTemplate argo/bwa-align does not exist" in gw.logs(), what="the warning")
+        wait_until(lambda: "WorkflowTemplate argo/run-align does not exist" in gw.logs(), what="the warning")
         assert "Kubernetes triggers use the Kubernetes API at http://127.0.0.1" in gw.logs()
         k8s.put(yaml.safe_load((EXAMPLE / "workflow-template.yaml").read_text()))
 
@@ -137,7 +137,7 @@ def test_example_against_the_api_server_warns_creates_one_and_replays_dead_lette
             ),
             what="a dead letter",
         )
-        assert "bwa-align/align-run" in listed.stdout and "403 Forbidden" in listed.stdout
+        assert "run-align/align-run" in listed.stdout and "403 Forbidden" in listed.stdout
         assert len(k8s.objects("argoproj.io", "v1alpha1", "workflows", "argo")) == 1
 
         k8s.allow_all()  # RBAC fixed; the running gateway replays on request

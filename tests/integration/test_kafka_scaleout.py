@@ -10,6 +10,7 @@ idempotency key: the Receiver sees each ``Idempotency-Key`` header.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -23,8 +24,19 @@ import httpx
 import pytest
 import yaml
 
+from gateway.k8s import KubeClient, find_cluster
+from gateway.store import SqliteStore
 from tests.brokers import Tansu, free_port, unique
+from tests.fake_k8s import FakeKubeAPI
 from tests.integration.gatewayproc import GatewayProcess
+from tests.integration.kube_support import (
+    ARGO,
+    NAMESPACE,
+    make_fire,
+    make_runner,
+    submit_trigger,
+    workflow_template,
+)
 from tests.integration.receiver import Received, Receiver
 
 pytestmark = pytest.mark.integration
@@ -354,3 +366,35 @@ def test_killing_a_process_mid_stream_loses_nothing_and_fires_each_sample_once(c
         f"({fired_by_victim} by the killed process); repeated after it (same key): {len(repeated)}; "
         f"{elapsed:.1f} s"
     )
+
+
+async def test_two_replicas_running_the_same_workflow_firing_at_once_create_one_workflow(
+    tmp_path: Path,
+) -> None:
+    """A rebalance can leave a firing in flight in one replica while another replays it: each has its
+    own firing store, so both call the API; the Workflow's name comes from the idempotency key, and
+    the second create's 409 finds the first one's Workflow (same firing label): one run, two successes."""
+    with FakeKubeAPI().start() as k8s:
+        k8s.put(workflow_template())
+        cluster = find_cluster(k8s.write_kubeconfig(tmp_path / "kubeconfig"))
+        assert cluster is not None
+        fire = make_fire({"run": "R42", "bucket": "lab-runs"})
+        stores = [SqliteStore(tmp_path / f"state-{name}.db") for name in ("p1", "p2")]
+        kubes = [KubeClient(cluster, request_timeout=5.0) for _ in stores]
+        async with httpx.AsyncClient() as http:
+            try:
+                for store in stores:
+                    await store.start()
+                runners = [
+                    make_runner(submit_trigger(), kube, store, http, tmp_path)
+                    for kube, store in zip(kubes, stores, strict=True)
+                ]
+                outcomes = await asyncio.gather(*(runner.run(fire) for runner in runners))
+            finally:
+                for kube in kubes:
+                    await kube.close()
+                for store in stores:
+                    await store.close()
+        assert [o.status for o in outcomes] == ["succeeded", "succeeded"], outcomes
+        assert sum("already exists (created by this firing before)" in o.result for o in outcomes) == 1
+        assert len(k8s.objects(*ARGO, "workflows", NAMESPACE)) == 1

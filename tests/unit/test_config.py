@@ -381,9 +381,8 @@ def test_documents_that_are_not_objects_are_errors_and_other_kinds_are_notes(tmp
 
 
 def test_other_kinds_alone_load_with_a_note(tmp_path: Path) -> None:
-    path = write(
-        tmp_path, "wt.yaml", "apiVersion: argoproj.io/v1alpha1\nkind: WorkflowTemplate\nmetadata:\n  name: align\n"
-    )
+    text = "apiVersion: argoproj.io/v1alpha1\nkind: WorkflowTemplate\nmetadata:\n  name: align\n"
+    path = write(tmp_path, "wt.yaml", text)
     manifests = load_manifests([path], secrets_dir=None)
     assert manifests.event_sources == [] and manifests.sensors == [] and manifests.event_bus is None
     assert manifests.notes == [

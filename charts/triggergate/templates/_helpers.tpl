@@ -75,7 +75,10 @@ app.kubernetes.io/component: gateway
 {{- if kindIs "invalid" .Values.metrics.port }}{{ first .Values.webhook.ports | int }}{{ else }}{{ .Values.metrics.port | int }}{{ end }}
 {{- end }}
 
-{{/* "true" when the metrics port is not one of the webhook ports (it then gets its own port "metrics"). */}}
+{{/*
+"true" when the metrics port is not one of the webhook ports: the gateway then listens on it with
+`--metrics-port` (every webhook port serves GET /metrics itself), and it is the container port "metrics".
+*/}}
 {{- define "triggergate.metricsPortIsExtra" -}}
 {{- $port := include "triggergate.metricsPort" . | int }}
 {{- $extra := true }}
@@ -111,6 +114,9 @@ query values URL-encoded, options in key order.
       "--shutdown-grace" (.Values.shutdownGrace | int | toString) }}
 {{- if eq .Values.bus.kind "kafka" }}
 {{- $args = concat $args (list "--bus" (include "triggergate.busURL" .)) }}
+{{- end }}
+{{- if eq (include "triggergate.metricsPortIsExtra" .) "true" }}
+{{- $args = concat $args (list "--metrics-port" (include "triggergate.metricsPort" .)) }}
 {{- end }}
 {{- if .Values.dryRun }}
 {{- $args = append $args "--dry-run" }}
