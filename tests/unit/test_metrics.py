@@ -22,6 +22,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 
+from gateway.aws import SqsMessage
 from gateway.bus.memory import MemoryBus
 from gateway.bus.sqlite import SqliteBus
 from gateway.config import load_manifests
@@ -33,13 +34,16 @@ from gateway.outbox import Outbox
 from gateway.runtime import Runtime, Settings
 from gateway.secrets import SecretStore
 from gateway.sources.base import ReceivedCounts, rejection_outcome
+from gateway.sources.s3 import S3WebhookServer, build_s3_sources
+from gateway.sources.sqs_poller import Outcome as SqsOutcome
+from gateway.sources.sqs_poller import SqsPoller
 from gateway.sources.webhook import WebhookEvent, WebhookServer
-from gateway.store import SqliteStore
+from gateway.store import DeadLetter, SqliteStore
 from gateway.triggers import build_executor
 from gateway.triggers.base import TriggerContext, TriggerExecutor
 from sensors.engine import Fire, idempotency_key
 from sensors.event import Event
-from sensors.spec import Trigger, WebhookContext, WebhookEventSource
+from sensors.spec import EventSource, Trigger, WebhookContext, WebhookEventSource
 from tests.unit.test_fanout_runner import MemoryBucket, align_trigger, marker, parent, upload_run
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -70,9 +74,9 @@ async def rendered(metrics: GatewayMetrics) -> Samples:
     return parse(body.decode())
 
 
-async def eventually(check: Callable[[], Any], timeout: float = 10.0) -> None:
+async def eventually(check: Callable[[], Any], within: float = 10.0) -> None:
     """Waits until ``check()`` (sync or async) stops raising AssertionError."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         try:
             result = check()
@@ -155,7 +159,9 @@ async def send_shop_traffic(client: httpx.AsyncClient, base: str) -> None:
     """4 orders (one of them a CloudEvent sent twice), 1 payment, 1 invalid body, 1 wrong method."""
     for sample in ("a", "b", "c"):
         assert (await client.post(f"{base}/orders", json={"sample": sample})).status_code == 200
-    cloudevent = {"specversion": "1.0", "id": "order-d", "source": "lims", "type": "order", "data": {"sample": "d"}}
+    cloudevent = {  # the payload body is the whole CloudEvent: ``sample`` is an extension attribute
+        "specversion": "1.0", "id": "order-d", "source": "lims", "type": "order", "sample": "d", "data": {},
+    }  # fmt: skip
     headers = {"Content-Type": "application/cloudevents+json"}
     for _ in range(2):
         response = await client.post(f"{base}/orders", content=orjson.dumps(cloudevent), headers=headers)
@@ -181,12 +187,32 @@ async def test_the_runtime_counts_what_it_received_stored_fired_and_dead_lettere
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/plain; version=")
             samples = parse(response.text)
-            assert value(samples, "triggergate_firings_total", sensor="orders", trigger="notify",
-                         outcome="dead-lettered") == 4
-            assert value(samples, "triggergate_firings_total", sensor="orders", trigger="log-order",
-                         outcome="succeeded") == 4
-            assert value(samples, "triggergate_firings_total", sensor="pairs", trigger="ship",
-                         outcome="succeeded") == 1
+            assert (
+                value(
+                    samples,
+                    "triggergate_firings_total",
+                    sensor="orders",
+                    trigger="notify",
+                    outcome="dead-lettered",
+                )
+                == 4
+            )
+            assert (
+                value(
+                    samples,
+                    "triggergate_firings_total",
+                    sensor="orders",
+                    trigger="log-order",
+                    outcome="succeeded",
+                )
+                == 4
+            )
+            assert (
+                value(
+                    samples, "triggergate_firings_total", sensor="pairs", trigger="ship", outcome="succeeded"
+                )
+                == 1
+            )
             assert value(samples, "triggergate_firings_in_flight", sensor="orders") == 0
             assert value(samples, "triggergate_dead_letters", sensor="orders") == 4
             assert value(samples, "triggergate_bus_pending", group="sensor.default.orders") == 0
@@ -220,9 +246,19 @@ async def test_the_runtime_counts_what_it_received_stored_fired_and_dead_lettere
     assert value(samples, "triggergate_bus_pending", group="sensor.default.pairs") == 3  # held by the engine
     assert value(samples, "triggergate_dead_letters", sensor="pairs") == 0
     assert value(samples, "triggergate_firing_attempts_total", sensor="orders", trigger="notify") == 4
-    assert value(samples, "triggergate_firings_total", sensor="orders", trigger="notify", outcome="succeeded") == 0
-    assert value(samples, "triggergate_firing_duration_seconds_count", sensor="orders", trigger="log-order") == 4
-    assert value(samples, "triggergate_firing_duration_seconds_bucket", sensor="pairs", trigger="ship", le="+Inf") == 1
+    assert (
+        value(samples, "triggergate_firings_total", sensor="orders", trigger="notify", outcome="succeeded")
+        == 0
+    )
+    assert (
+        value(samples, "triggergate_firing_duration_seconds_count", sensor="orders", trigger="log-order") == 4
+    )
+    assert (
+        value(
+            samples, "triggergate_firing_duration_seconds_bucket", sensor="pairs", trigger="ship", le="+Inf"
+        )
+        == 1
+    )
     assert value(samples, "triggergate_firing_duration_seconds_sum", sensor="pairs", trigger="ship") >= 0  # type: ignore[operator]
     # the same registry on a port of its own
     server = MetricsServer(metrics, host="127.0.0.1", port=0, health=runtime.bus)
@@ -236,7 +272,12 @@ async def test_the_runtime_counts_what_it_received_stored_fired_and_dead_lettere
     finally:
         await server.stop()
     assert value(dedicated, "triggergate_bus_published_total", outcome="stored") == 5
-    assert value(dedicated, "triggergate_firings_total", sensor="orders", trigger="notify", outcome="dead-lettered") == 4
+    assert (
+        value(
+            dedicated, "triggergate_firings_total", sensor="orders", trigger="notify", outcome="dead-lettered"
+        )
+        == 4
+    )
 
 
 async def test_openmetrics_is_served_when_prometheus_asks_for_it(shop: tuple[Runtime, int]) -> None:
@@ -253,10 +294,10 @@ async def test_openmetrics_is_served_when_prometheus_asks_for_it(shop: tuple[Run
 
 
 class Flaky(TriggerExecutor):
-    """A real executor whose first ``failures`` calls fail (retriable), then succeed."""
+    """An executor whose first ``failures`` calls fail (retriable), then succeed."""
 
-    def __init__(self, trigger: Trigger, failures: int) -> None:
-        super().__init__(trigger)
+    def __init__(self, trigger: Trigger, context: TriggerContext, failures: int) -> None:
+        super().__init__(trigger, context)
         self.failures = failures
 
     async def execute(self, fire: Fire) -> str:
@@ -276,7 +317,9 @@ def log_trigger(name: str, steps: int | None = None) -> Trigger:
 def a_fire(event_id: str, trigger: str = "t") -> Fire:
     from datetime import UTC, datetime
 
-    events = {"d": Event(id=event_id, source="es", subject="e", type="webhook", time=datetime.now(UTC), data={})}
+    events = {
+        "d": Event(id=event_id, source="es", subject="e", type="webhook", time=datetime.now(UTC), data={})
+    }
     return Fire("s", trigger, events, idempotency_key("s", trigger, events))
 
 
@@ -288,12 +331,22 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     await store.close()
 
 
+@pytest.fixture
+async def context(tmp_path: Path) -> AsyncIterator[TriggerContext]:
+    async with httpx.AsyncClient() as http:
+        yield TriggerContext(
+            "s", "default", SecretStore(tmp_path / "secrets"), http, kube=Outbox(tmp_path / "o")
+        )
+
+
 async def no_sleep(_: float) -> None:
     return None
 
 
-async def test_a_runner_counts_outcomes_attempts_and_durations(store: SqliteStore) -> None:
-    runner = FiringRunner(Flaky(log_trigger("t", steps=3), failures=2), store, sleep=no_sleep)
+async def test_a_runner_counts_outcomes_attempts_and_durations(
+    store: SqliteStore, context: TriggerContext
+) -> None:
+    runner = FiringRunner(Flaky(log_trigger("t", steps=3), context, failures=2), store, sleep=no_sleep)
     assert (await runner.run(a_fire("e1"))).status == "succeeded"  # third attempt
     assert (await runner.run(a_fire("e1"))).status == "already-done"
     runner.executor.failures = 5  # type: ignore[attr-defined]
@@ -313,7 +366,9 @@ async def test_a_runner_counts_outcomes_attempts_and_durations(store: SqliteStor
     assert value(samples, "triggergate_firing_duration_seconds_count", sensor="s", trigger="t") == 2
 
 
-async def test_in_flight_counts_firings_that_have_not_finished(store: SqliteStore) -> None:
+async def test_in_flight_counts_firings_that_have_not_finished(
+    store: SqliteStore, context: TriggerContext
+) -> None:
     gate = asyncio.Event()
 
     class Held(TriggerExecutor):
@@ -321,7 +376,7 @@ async def test_in_flight_counts_firings_that_have_not_finished(store: SqliteStor
             await gate.wait()
             return "ok"
 
-    runner = FiringRunner(Held(log_trigger("t")), store)
+    runner = FiringRunner(Held(log_trigger("t"), context), store)
     metrics = GatewayMetrics()
     metrics.add_runner("s", "t", runner)
     tasks = [asyncio.create_task(runner.run(a_fire(f"e{i}"))) for i in range(3)]
@@ -336,17 +391,20 @@ def _assert(condition: bool) -> None:
     assert condition
 
 
-async def test_the_dlq_trigger_runner_is_counted_under_its_own_name(store: SqliteStore, tmp_path: Path) -> None:
-    async with httpx.AsyncClient() as http:
-        context = TriggerContext("s", "default", SecretStore(tmp_path / "secrets"), http)
-        dlq = FiringRunner(build_executor(log_trigger("tell-someone"), context), store)
-        runner = FiringRunner(Flaky(log_trigger("t"), failures=1), store, dlq=dlq)
-        assert (await runner.run(a_fire("e1"))).status == "dead-lettered"
+async def test_the_dlq_trigger_runner_is_counted_under_its_own_name(
+    store: SqliteStore, context: TriggerContext
+) -> None:
+    dlq = FiringRunner(build_executor(log_trigger("tell-someone"), context), store)
+    runner = FiringRunner(Flaky(log_trigger("t"), context, failures=1), store, dlq=dlq)
+    assert (await runner.run(a_fire("e1"))).status == "dead-lettered"
     metrics = GatewayMetrics()
     metrics.add_runner("s", "t", runner)
     samples = await rendered(metrics)
     assert value(samples, "triggergate_firings_total", sensor="s", trigger="t", outcome="dead-lettered") == 1
-    assert value(samples, "triggergate_firings_total", sensor="s", trigger="tell-someone", outcome="succeeded") == 1
+    assert (
+        value(samples, "triggergate_firings_total", sensor="s", trigger="tell-someone", outcome="succeeded")
+        == 1
+    )
 
 
 def test_durations_fall_in_the_first_bucket_whose_bound_they_do_not_exceed() -> None:
@@ -362,8 +420,10 @@ def test_durations_fall_in_the_first_bucket_whose_bound_they_do_not_exceed() -> 
     assert durations.sum == pytest.approx(10_002.0110001)
 
 
-async def test_the_histogram_is_cumulative_with_an_inf_bucket(store: SqliteStore) -> None:
-    runner = FiringRunner(Flaky(log_trigger("t"), failures=0), store)
+async def test_the_histogram_is_cumulative_with_an_inf_bucket(
+    store: SqliteStore, context: TriggerContext
+) -> None:
+    runner = FiringRunner(Flaky(log_trigger("t"), context, failures=0), store)
     for seconds in (0.001, 0.2, 0.2, 400.0):
         runner.durations.observe(seconds)
     metrics = GatewayMetrics()
@@ -375,21 +435,21 @@ async def test_the_histogram_is_cumulative_with_an_inf_bucket(store: SqliteStore
     assert value(samples, bucket, sensor="s", trigger="t", le="0.25") == 3
     assert value(samples, bucket, sensor="s", trigger="t", le="300.0") == 3
     assert value(samples, bucket, sensor="s", trigger="t", le="+Inf") == 4
-    assert value(samples, "triggergate_firing_duration_seconds_sum", sensor="s", trigger="t") == pytest.approx(400.401)
+    assert value(
+        samples, "triggergate_firing_duration_seconds_sum", sensor="s", trigger="t"
+    ) == pytest.approx(400.401)
 
 
-async def test_fan_out_items_are_counted_by_outcome(store: SqliteStore, tmp_path: Path) -> None:
+async def test_fan_out_items_are_counted_by_outcome(store: SqliteStore, context: TriggerContext) -> None:
     bucket = MemoryBucket()
     upload_run(bucket)  # 2 complete samples, 1 incomplete, Undetermined skipped
-    async with httpx.AsyncClient() as http:
-        context = TriggerContext("seq", "default", SecretStore(tmp_path / "secrets"), http, kube=Outbox(tmp_path / "o"))
-        trigger = align_trigger()
-        assert trigger.template.fan_out is not None and trigger.template.fan_out.on_incomplete is not None
-        on_incomplete = FiringRunner(build_executor(trigger.template.fan_out.on_incomplete, context), store)
-        runner = FanOutRunner(
-            build_executor(trigger, context), store, resolver=bucket, on_incomplete=on_incomplete
-        )
-        assert (await runner.run(parent(marker()))).status == "succeeded"
+    trigger = align_trigger()
+    assert trigger.template.fan_out is not None and trigger.template.fan_out.on_incomplete is not None
+    on_incomplete = FiringRunner(build_executor(trigger.template.fan_out.on_incomplete, context), store)
+    runner = FanOutRunner(
+        build_executor(trigger, context), store, resolver=bucket, on_incomplete=on_incomplete
+    )
+    assert (await runner.run(parent(marker()))).status == "succeeded"
     metrics = GatewayMetrics()
     metrics.add_runner("seq", "align", runner)
     samples = await rendered(metrics)
@@ -400,8 +460,13 @@ async def test_fan_out_items_are_counted_by_outcome(store: SqliteStore, tmp_path
     }
     assert items == {"fired": 2, "incomplete": 1, "skipped": 1}
     # the marker's own outcome and each item's firing are durable outcomes of the trigger
-    assert value(samples, "triggergate_firings_total", sensor="seq", trigger="align", outcome="succeeded") == 3
-    assert value(samples, "triggergate_firings_total", sensor="seq", trigger="notify-lab", outcome="succeeded") == 1
+    assert (
+        value(samples, "triggergate_firings_total", sensor="seq", trigger="align", outcome="succeeded") == 3
+    )
+    assert (
+        value(samples, "triggergate_firings_total", sensor="seq", trigger="notify-lab", outcome="succeeded")
+        == 1
+    )
 
 
 # --------------------------------------------------------------------------- sources
@@ -427,9 +492,10 @@ class BrokenBus(MemoryBus):
         raise BusError("disk full")
 
 
-def webhook_server(bus: Any, **spec: Any) -> WebhookServer:
-    event = WebhookEvent("shop", "orders", WebhookEventSource(port=str(free_port()), endpoint="/orders", **spec))
-    return WebhookServer(event.spec.port and int(event.spec.port), [event], bus, None)
+def webhook_server(bus: Any) -> WebhookServer:
+    port = free_port()
+    event = WebhookEvent("shop", "orders", WebhookEventSource(port=str(port), endpoint="/orders"))
+    return WebhookServer(port, [event], bus, None)
 
 
 async def test_a_bus_failure_counts_failed_events_and_a_publish_error() -> None:
@@ -444,7 +510,10 @@ async def test_a_bus_failure_counts_failed_events_and_a_publish_error() -> None:
         assert (await client.post("/orders", json={"n": 2})).status_code == 503
         samples = parse((await client.get("/metrics")).text)
     await bus.close()
-    assert value(samples, "triggergate_events_received_total", source="shop", event="orders", outcome="failed") == 2
+    assert (
+        value(samples, "triggergate_events_received_total", source="shop", event="orders", outcome="failed")
+        == 2
+    )
     assert value(samples, "triggergate_bus_publish_errors_total") == 2
     assert value(samples, "triggergate_bus_published_total", outcome="stored") == 0
 
@@ -502,34 +571,68 @@ def test_an_event_endpoint_cannot_be_the_metrics_path() -> None:
         WebhookContext(port="12000", endpoint="/metrics")
 
 
-async def test_sources_that_share_counts_are_counted_once() -> None:
+async def test_the_inputs_of_an_s3_entry_share_its_counts_and_are_counted_once() -> None:
+    source = EventSource.model_validate(
+        {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "EventSource",
+            "metadata": {"name": "lab"},
+            "spec": {"s3": {"up": {"webhook": {"port": "12000", "endpoint": "/up"}, "sqs": {"queue": "q"}}}},
+        }
+    )
     bus = MemoryBus()
     await bus.start()
-    server = webhook_server(bus)
-    transport = httpx.ASGITransport(app=server.app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
-        assert (await client.post("/orders", json={"n": 1})).status_code == 200
-
-    class Mirror(WebhookServer):  # another source reporting the same counts (as an s3 entry's inputs do)
-        pass
-
-    mirror = Mirror.__new__(Mirror)
-    mirror._routes = server._routes
+    webhook, poller = build_s3_sources([source], bus, None)
+    assert isinstance(webhook, S3WebhookServer) and isinstance(poller, SqsPoller)
     metrics = GatewayMetrics()
-    metrics.add_source(server)
-    metrics.add_source(mirror)
+    for each in (webhook, poller):
+        metrics.add_source(each)
+    notification = {"Records": [s3_record("runs/a.fq")]}
+    transport = httpx.ASGITransport(app=webhook.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        assert (await client.post("/up", content=orjson.dumps(notification))).status_code == 200
+        assert (await client.post("/up", content=b"<not a notification/>")).status_code == 400
+        # the same object announced again through the queue: a duplicate of the same entry
+        sqs_message = SqsMessage("m-1", "rh-1", orjson.dumps(notification).decode(), {}, {})
+        assert await poller.handler(sqs_message) is SqsOutcome.DELETE
+        samples = parse((await client.get("/metrics")).text)  # the s3 webhook port serves them too
     await bus.close()
-    samples = await rendered(metrics)
-    assert value(samples, "triggergate_events_received_total", source="shop", event="orders", outcome="accepted") == 1
+    outcomes = {
+        dict(labels)["outcome"]: v
+        for (name, labels), v in samples.items()
+        if name == "triggergate_events_received_total"
+    }
+    assert outcomes == {"accepted": 1, "duplicate": 1, "failed": 0, "rejected-invalid": 1}
 
 
-async def test_two_gateways_in_one_process_have_their_own_registries(store: SqliteStore) -> None:
+def s3_record(key: str) -> dict[str, Any]:
+    return {
+        "eventSource": "aws:s3",
+        "eventName": "ObjectCreated:Put",
+        "eventTime": "2025-03-04T10:15:30.123Z",
+        "s3": {"bucket": {"name": "landing"}, "object": {"key": key, "size": 3, "eTag": "abc"}},
+    }
+
+
+async def test_two_gateways_in_one_process_have_their_own_registries(
+    store: SqliteStore, context: TriggerContext
+) -> None:
     first, second = GatewayMetrics(), GatewayMetrics()
-    runner = FiringRunner(Flaky(log_trigger("t"), failures=0), store)
+    runner = FiringRunner(Flaky(log_trigger("t"), context, failures=0), store)
     await runner.run(a_fire("e1"))
     first.add_runner("s", "t", runner)
-    assert value(await rendered(first), "triggergate_firings_total", sensor="s", trigger="t", outcome="succeeded") == 1
-    assert value(await rendered(second), "triggergate_firings_total", sensor="s", trigger="t", outcome="succeeded") is None
+    assert (
+        value(
+            await rendered(first), "triggergate_firings_total", sensor="s", trigger="t", outcome="succeeded"
+        )
+        == 1
+    )
+    assert (
+        value(
+            await rendered(second), "triggergate_firings_total", sensor="s", trigger="t", outcome="succeeded"
+        )
+        is None
+    )
 
 
 # --------------------------------------------------------------------------- the embedded bus
@@ -542,7 +645,9 @@ async def test_the_sqlite_bus_pending_counts_match_its_stats(tmp_path: Path) -> 
     await bus.start()
     try:
         now = datetime.now(UTC)
-        events = [Event(id=f"e{i}", source="es", subject="e", type="webhook", time=now, data={}) for i in range(6)]
+        events = [
+            Event(id=f"e{i}", source="es", subject="e", type="webhook", time=now, data={}) for i in range(6)
+        ]
         await bus.publish(events)
         subscription = bus.subscribe("g").__aiter__()
         batch = await subscription.__anext__()
@@ -561,12 +666,16 @@ async def test_the_sqlite_bus_pending_counts_match_its_stats(tmp_path: Path) -> 
         await bus.close()
 
 
-async def test_a_closed_store_leaves_out_the_dead_letter_gauge(tmp_path: Path) -> None:
+async def test_dead_letters_are_counted_in_the_store_and_left_out_when_it_fails(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "state.db")
     await store.start()
     metrics = GatewayMetrics()
     metrics.set_store(store)
-    assert [k for k in await rendered(metrics) if k[0] == "triggergate_dead_letters"] == []  # no sensor yet
+    letter = DeadLetter(key="k1", sensor="orders", trigger="notify", reason="HTTP 500", attempts=1, events=[],
+                        created_at=time.time())  # fmt: skip
+    await store.dead_letter(letter)
+    assert value(await rendered(metrics), "triggergate_dead_letters", sensor="orders") == 1
     await store.close()
-    samples = await rendered(metrics)  # the scrape still answers
+    samples = await rendered(metrics)  # the scrape still answers, without the gauge
+    assert [key for key in samples if key[0] == "triggergate_dead_letters"] == []
     assert value(samples, "triggergate_build_info", version=metrics.version) == 1
