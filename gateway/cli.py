@@ -232,6 +232,17 @@ def run(
             "--kubeconfig", help="Kubeconfig file (default: in-cluster, $KUBECONFIG, ~/.kube/config)."
         ),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            min=1,
+            max=65535,
+            show_default=False,
+            help="Also serve GET /metrics and GET /health on this port (every webhook port serves "
+            "/metrics too); for a gateway without webhook sources, or to scrape another port.",
+        ),
+    ] = None,
 ) -> None:
     """Run everything in one process until SIGTERM or SIGINT (then finish what is in flight, exit 0)."""
     from gateway.logs import setup_logging
@@ -272,6 +283,7 @@ def run(
         dry_run=dry_run,
         kube_context=kube_context,
         kubeconfig=kubeconfig,
+        metrics_port=metrics_port,
     )
     try:
         code = _event_loop_runner()(serve(manifests, settings, secrets))

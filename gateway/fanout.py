@@ -23,8 +23,8 @@ the ``as`` name, source ``triggergate.fanout``) is fired again as it was; an inc
 report resolves the run again and launches the item if its files are there now, or reports it
 again.
 
-Counts per outcome are kept in :attr:`FanOutRunner.counts` and logged per marker (there is no
-metrics endpoint yet).
+Counts per outcome are kept in :attr:`FanOutRunner.counts`, logged per marker and exported as
+``triggergate_fanout_items_total`` (``gateway.metrics``).
 """
 
 from __future__ import annotations

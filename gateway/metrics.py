@@ -67,23 +67,42 @@ _TEXT = "text/plain; charset=utf-8"
 
 
 class SensorWorkerLike(Protocol):
-    """What the collector reads of a ``gateway.runtime.SensorWorker``."""
+    """What the collector reads of a ``gateway.runtime.SensorWorker`` (``engine`` is read at each
+    scrape: a rebalance replaces it)."""
 
-    engine: SensorEngine
-    processed: int
-    expired: int
-    rebalances: int
-    runners: dict[str, FiringRunner]
+    @property
+    def engine(self) -> SensorEngine: ...
+
+    @property
+    def processed(self) -> int: ...
+
+    @property
+    def expired(self) -> int: ...
+
+    @property
+    def rebalances(self) -> int: ...
+
+    @property
+    def runners(self) -> Mapping[str, FiringRunner]: ...
 
 
 class RuntimeLike(Protocol):
     """What :func:`instrument` reads of a ``gateway.runtime.Runtime`` (after ``start``)."""
 
-    bus: Any
-    store: SqliteStore | None
-    sources: list[Source]
-    workers: Sequence[Any]
-    runners: dict[tuple[str, str], FiringRunner]
+    @property
+    def bus(self) -> Any: ...
+
+    @property
+    def store(self) -> SqliteStore | None: ...
+
+    @property
+    def sources(self) -> Sequence[Source]: ...
+
+    @property
+    def workers(self) -> Sequence[SensorWorkerLike]: ...
+
+    @property
+    def runners(self) -> Mapping[tuple[str, str], FiringRunner]: ...
 
 
 def package_version() -> str:
@@ -411,10 +430,9 @@ class MetricsServer:
         health: HealthReporter | None = None,
         graceful_timeout: float | None = 5.0,
     ) -> None:
-        self.exporter = exporter
-        self.health = health
+        self.app = MetricsApp(exporter, health)
         self._server = HttpServer(
-            self._app, host=host, port=port, name=f"metrics :{port}", graceful_timeout=graceful_timeout
+            self.app, host=host, port=port, name=f"metrics :{port}", graceful_timeout=graceful_timeout
         )
 
     @property
@@ -429,7 +447,15 @@ class MetricsServer:
     async def stop(self) -> None:
         await self._server.stop()
 
-    async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
+
+class MetricsApp:
+    """The ASGI app of :class:`MetricsServer`: ``/metrics``, ``/health``, else ``404``."""
+
+    def __init__(self, exporter: MetricsExporter, health: HealthReporter | None = None) -> None:
+        self.exporter = exporter
+        self.health = health
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         response = await self._respond(scope)

@@ -41,6 +41,7 @@ from gateway.config import Manifests
 from gateway.fanout import FanOutRunner, fan_out_runner
 from gateway.firing import FiringRunner
 from gateway.k8s import KubeAPI, KubeClient, find_cluster
+from gateway.metrics import GatewayMetrics, MetricsServer, instrument
 from gateway.outbox import Outbox
 from gateway.replay import ReplayWorker
 from gateway.secrets import SecretStore
@@ -69,6 +70,7 @@ class Settings:
     kube_context: str | None = None
     kubeconfig: Path | None = None
     replay_interval: float = 1.0
+    metrics_port: int | None = None  # also serve GET /metrics (and /health) here
 
 
 KUBE_TRIGGER_KINDS = ("argoWorkflow", "k8s")
@@ -450,6 +452,8 @@ class Runtime:
         self._background: list[asyncio.Task[None]] = []
         self._routes: dict[tuple[str, str], list[SensorWorker]] = {}
         self._bus_started = False
+        self.metrics: GatewayMetrics | None = None
+        self._metrics_server: MetricsServer | None = None
 
     async def start(self) -> None:
         settings = self.settings
@@ -527,6 +531,12 @@ class Runtime:
         )
         for source in self.sources:
             await source.start()
+        self.metrics = instrument(self)  # from now on every webhook port answers GET /metrics
+        if settings.metrics_port is not None:
+            self._metrics_server = MetricsServer(
+                self.metrics, host=settings.host, port=settings.metrics_port, health=self.bus
+            )
+            await self._metrics_server.start()
         replays = ReplayWorker(self.store, self.runners, interval=settings.replay_interval)
         self._background.append(asyncio.create_task(replays.run(self._stop), name="dlq replays"))
         if self.kube is not None and not self.kube.dry_run:
@@ -597,6 +607,8 @@ class Runtime:
                 await source.stop()
             except Exception:
                 logger.exception("source %s did not stop cleanly", getattr(source, "name", source))
+        if self._metrics_server is not None:
+            await self._metrics_server.stop()
         self._stop.set()
         if self._worker_tasks:
             await asyncio.gather(*self._worker_tasks, return_exceptions=True)

@@ -279,7 +279,15 @@ class _Endpoint:
     """The handler of one (port, endpoint, method): auth, body, envelope, publish."""
 
     __slots__ = (
-        "_auth", "_limit", "_metadata", "_name", "_publisher", "_secrets", "_source", "counts", "event",
+        "_auth",
+        "_limit",
+        "_metadata",
+        "_name",
+        "_publisher",
+        "_secrets",
+        "_source",
+        "counts",
+        "event",
     )
 
     def __init__(self, event: WebhookEvent, publisher: Publisher, secrets: SecretStore | None) -> None:
@@ -460,9 +468,7 @@ class _PathRoute:
 async def metrics_response(exporter: MetricsExporter | None, request: Request) -> Response:
     """The answer to ``GET /metrics`` on an HTTP source's port (webhook and s3 servers)."""
     if exporter is None:
-        return Response(
-            b"metrics are not set up yet", 503, headers={"Retry-After": "1"}, media_type=_TEXT
-        )
+        return Response(b"metrics are not set up yet", 503, headers={"Retry-After": "1"}, media_type=_TEXT)
     try:
         body, content_type = await exporter.render(request.headers.get("accept"))
     except Exception:

@@ -8,9 +8,11 @@ firing runner whether another attempt can help.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+from gateway.errors import GatewayError
 from sensors.engine import Fire
 from sensors.spec import Trigger
 
@@ -21,16 +23,86 @@ if TYPE_CHECKING:
     from gateway.secrets import SecretStore
 
 
+# --------------------------------------------------------------------------- the http trigger's client
+#
+#     HttpRequestError         no HTTP response: connection refused or broken, DNS, TLS (retriable)
+#      +-- HttpTimeoutError    no complete response within the timeout (retriable)
+#      +-- HttpURLError        the URL cannot be requested: no host, bad port (not retriable)
+#           +-- HttpSchemeError    no scheme, or not http/https (not retriable)
+#
+# Implementations (``gateway.triggers.http``: ``AiohttpClient``, ``HttpxClient``) translate their
+# library's exceptions into these, with the cause chained. A response of any status is not an error.
+
+
+class HttpRequestError(GatewayError):
+    """The request got no HTTP response; the message says why (the library's words)."""
+
+    retriable = True
+
+
+class HttpTimeoutError(HttpRequestError):
+    """No complete response within the request's timeout."""
+
+
+class HttpURLError(HttpRequestError):
+    """The URL cannot be requested as it is; another attempt cannot help."""
+
+    retriable = False
+
+
+class HttpSchemeError(HttpURLError):
+    """The URL has no scheme, or one other than ``http``/``https``."""
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    """A complete response. ``headers`` is looked up without regard to case (``headers["retry-after"]``)."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    encoding: str = "utf-8"
+
+    @property
+    def text(self) -> str:
+        """The body as text (in ``encoding``, the response's charset when it names one)."""
+        try:
+            return self.body.decode(self.encoding, errors="replace")
+        except LookupError:  # a charset Python does not know
+            return self.body.decode("utf-8", errors="replace")
+
+
+class HttpClient(Protocol):
+    """What the ``http`` trigger needs of an HTTP client: one request, complete response, no redirects
+    followed. Raises only ``HttpRequestError`` (and its subclasses) when no response arrives."""
+
+    async def request(
+        self, method: str, url: str, body: bytes, headers: Mapping[str, str], timeout: float
+    ) -> HttpResponse:
+        """Send ``body`` (nothing when empty) with ``headers``; ``timeout`` seconds for the whole
+        exchange, connecting and waiting for a pooled connection included."""
+        ...
+
+    async def close(self) -> None:
+        """Close the pooled connections; the client is not used afterwards."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class TriggerContext:
     """What executors may use: the sensor's namespace, secrets, a shared HTTP client and, for the
-    Kubernetes triggers, the Kubernetes API (a cluster, or the outbox without one)."""
+    Kubernetes triggers, the Kubernetes API (a cluster, or the outbox without one).
+
+    ``http_client`` is the ``http`` trigger's client (the runtime's ``AiohttpClient``); without one
+    the trigger sends through ``http`` (an ``HttpxClient`` around it), as it did before.
+    """
 
     sensor: str
     namespace: str
     secrets: SecretStore
     http: httpx.AsyncClient
     kube: KubeAPI | None = None
+    http_client: HttpClient | None = None
 
 
 class TriggerExecutor(ABC):
