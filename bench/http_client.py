@@ -59,12 +59,12 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path[:0] = [str(BENCH), str(ROOT)]
 
-from loadgen import HOST, e2e_event_id, process_cpu_seconds, s3_record_payload  # noqa: E402
+from loadgen import HOST, e2e_event_id, machine_sample, process_cpu_seconds, s3_record_payload  # noqa: E402
 from webhook_ingest import BenchError, baseline_server, child_env, free_port, running  # noqa: E402
 
 PATH = "/ingest"
 CLIENTS = ("httpx", "aiohttp", "httpx+aiohttp", "gateway")
-TRIGGER_CLIENTS = ("httpx", "gateway")
+TRIGGER_CLIENTS = ("httpx", "aiohttp")
 HEADERS = {
     "Content-Type": "application/json",
     "Idempotency-Key": "bench-sensor/notify/0123456789abcdef0123456789abcdef",
@@ -130,15 +130,13 @@ async def open_client(kind: str, url: str, concurrency: int) -> Any:
         async with session:
             yield send_aiohttp
     elif kind == "gateway":
-        from gateway.triggers import base
+        from gateway.triggers.http import AiohttpClient
 
-        if not hasattr(base, "open_http_client"):
-            raise BenchError("gateway.triggers.base has no open_http_client: nothing to measure")
-        client = base.open_http_client(max_connections=concurrency)
+        client = AiohttpClient(max_connections=concurrency)
 
         async def send_gateway(body: bytes) -> int:
-            status, _headers, _text = await client.request("POST", url, body, HEADERS, 60.0)
-            return status
+            response = await client.request("POST", url, body, HEADERS, 60.0)
+            return response.status
 
         try:
             yield send_gateway
@@ -169,21 +167,40 @@ async def drive(send: Send, body: bytes, requests: int, concurrency: int) -> dic
     }
 
 
+class Window:
+    """CPU seconds of the server process and of the whole machine (kernel apart) over a ``with`` block."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.result: dict[str, float | None] = {}
+
+    def __enter__(self) -> Window:
+        self._start = process_cpu_seconds(self.server_pid), machine_sample()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        server0, machine0 = self._start
+        server1, machine1 = process_cpu_seconds(self.server_pid), machine_sample()
+        self.result["server_cpu"] = None if server0 is None or server1 is None else server1 - server0
+        if machine0 is not None and machine1 is not None:
+            busy, kernel = machine0.between(machine1)
+            self.result["machine_cpu"], self.result["kernel_cpu"] = busy, kernel
+
+
 async def run_client(args: argparse.Namespace) -> dict[str, Any]:
     url = f"http://{HOST}:{args.port}{PATH}"
     body = s3_record_payload(e2e_event_id(0))
     async with open_client(args.client, url, args.concurrency) as send:
         await drive(send, body, args.warmup_requests, args.concurrency)
-        server0 = process_cpu_seconds(args.server_pid)
         profiler = cProfile.Profile() if args.profile else None
-        if profiler:
-            profiler.enable()
-        result = await drive(send, body, args.requests, args.concurrency)
-        if profiler:
-            profiler.disable()
-            result["profile"] = profile_text(profiler)
-        server1 = process_cpu_seconds(args.server_pid)
-    result["server_cpu"] = None if server0 is None or server1 is None else server1 - server0
+        with Window(args.server_pid) as window:
+            if profiler:
+                profiler.enable()
+            result = await drive(send, body, args.requests, args.concurrency)
+            if profiler:
+                profiler.disable()
+                result["profile"] = profile_text(profiler)
+    result.update(window.result)
     result["requests"] = args.requests
     return result
 
@@ -196,7 +213,8 @@ async def run_trigger(args: argparse.Namespace) -> dict[str, Any]:
     from gateway.firing import FiringRunner
     from gateway.secrets import SecretStore
     from gateway.store import SqliteStore
-    from gateway.triggers import base, build_executor
+    from gateway.triggers import build_executor
+    from gateway.triggers.base import TriggerContext
     from sensors.engine import Fire, idempotency_key
     from sensors.event import Event
     from sensors.spec import Trigger
@@ -215,40 +233,35 @@ async def run_trigger(args: argparse.Namespace) -> dict[str, Any]:
             }
         }
     )
-    context_fields = base.TriggerContext.__dataclass_fields__
     with tempfile.TemporaryDirectory(prefix="triggergate-bench-http-") as tmp:
         store = SqliteStore(Path(tmp) / "state.db")
         await store.start()
-        http_close: Callable[[], Awaitable[None]]
-        if args.client == "httpx":
-            import httpx
+        import httpx
 
-            client = httpx.AsyncClient(
-                follow_redirects=False,
-                limits=httpx.Limits(max_connections=32, max_keepalive_connections=32, keepalive_expiry=30.0),
-            )
-            extra: dict[str, Any] = {"http": client}
-            if "http_client" in context_fields:  # the trigger's own interface over the same httpx client
-                extra["http_client"] = base.HttpxClient(client)
-            http_close = client.aclose
-        elif args.client == "gateway":
-            if not hasattr(base, "open_http_client"):
-                raise BenchError("gateway.triggers.base has no open_http_client: nothing to measure")
-            import httpx
+        # The runtime's httpx client; the trigger sends through it when the context has no http_client.
+        client = httpx.AsyncClient(
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32, keepalive_expiry=30.0),
+        )
+        extra: dict[str, Any] = {}
+        if args.client == "aiohttp":
+            from gateway.triggers.http import AiohttpClient
 
-            spare = httpx.AsyncClient()  # the other executors' client; the http trigger does not use it
-            gateway_client = base.open_http_client(max_connections=32)
-            extra = {"http": spare, "http_client": gateway_client}
-
-            async def close_both() -> None:
-                await gateway_client.close()
-                await spare.aclose()
-
-            http_close = close_both
-        else:
+            extra["http_client"] = AiohttpClient(max_connections=32, keepalive_expiry=30.0)
+        elif args.client != "httpx":
             raise BenchError(f"the trigger part takes {' or '.join(TRIGGER_CLIENTS)}, not {args.client!r}")
-        context = base.TriggerContext(
-            sensor="bench-sensor", namespace="default", secrets=SecretStore(Path(tmp) / "secrets"), **extra
+
+        async def http_close() -> None:
+            if "http_client" in extra:
+                await extra["http_client"].close()
+            await client.aclose()
+
+        context = TriggerContext(
+            sensor="bench-sensor",
+            namespace="default",
+            secrets=SecretStore(Path(tmp) / "secrets"),
+            http=client,
+            **extra,
         )
         runner = FiringRunner(build_executor(trigger, context), store)
         record = orjson.loads(s3_record_payload(e2e_event_id(0)))
@@ -284,19 +297,18 @@ async def run_trigger(args: argparse.Namespace) -> dict[str, Any]:
 
         try:
             await carry_out(0, args.warmup_requests)
-            server0 = process_cpu_seconds(args.server_pid)
             profiler = cProfile.Profile() if args.profile else None
-            if profiler:
-                profiler.enable()
-            wall, cpu, outcomes = await carry_out(args.warmup_requests, args.requests)
-            if profiler:
-                profiler.disable()
-            server1 = process_cpu_seconds(args.server_pid)
+            with Window(args.server_pid) as window:
+                if profiler:
+                    profiler.enable()
+                wall, cpu, outcomes = await carry_out(args.warmup_requests, args.requests)
+                if profiler:
+                    profiler.disable()
         finally:
             await http_close()
             await store.close()
     result: dict[str, Any] = {"wall": wall, "cpu": cpu, "statuses": outcomes, "requests": args.requests}
-    result["server_cpu"] = None if server0 is None or server1 is None else server1 - server0
+    result.update(window.result)
     if profiler:
         result["profile"] = profile_text(profiler)
     return result
@@ -330,7 +342,14 @@ class Row:
     client_cores: float | None
     server_cores: float | None
     statuses: dict[str, int]
+    other_cores: float | None = None  # every other process of the machine (the kernel apart)
     profile: str = ""
+
+
+def others(machine: float | None, kernel: float | None, *ours: float | None) -> float | None:
+    if machine is None or kernel is None or any(x is None for x in ours):
+        return None
+    return max(0.0, machine - kernel - sum(x for x in ours if x is not None))
 
 
 def child(
@@ -380,6 +399,9 @@ def child(
         client_cores=cpu / wall,
         server_cores=None if server is None else server / wall,
         statuses={str(k): v for k, v in result["statuses"].items()},
+        other_cores=None
+        if result.get("machine_cpu") is None
+        else others(result["machine_cpu"], result["kernel_cpu"], cpu, server) / wall,  # type: ignore[operator]
         profile=result.get("profile", ""),
     )
 
@@ -417,6 +439,7 @@ def server_baseline(port: int, server_pid: int, args: argparse.Namespace) -> Row
         client_cores=own,
         server_cores=server,
         statuses={str(k): v for k, v in result["statuses"].items()},
+        other_cores=others(cpu.get("machine"), cpu.get("kernel"), own, server),
     )
 
 
@@ -433,7 +456,7 @@ def table(title: str, unit: str, rows: list[Row], reference: str) -> None:
     print(f"\n{title}")
     print(
         f"  {'client':<16}{unit:>10}  {'CPU/req':>9}  {'srv/req':>9}  {'client':>7}  {'server':>7}"
-        f"  {'x ' + reference + ' rate':>14}  {reference + ' CPU / this':>16}  statuses"
+        f"  {'other':>6}  {'x ' + reference + ' rate':>14}  {reference + ' CPU / this':>16}  statuses"
     )
     for r in rows:
         ratio = "" if ref is None else f"{r.rate / ref.rate:.2f}"
@@ -444,7 +467,8 @@ def table(title: str, unit: str, rows: list[Row], reference: str) -> None:
         )
         print(
             f"  {r.label:<16}{r.rate:>10.0f}  {us(r.cpu_per_request):>9}  {us(r.server_per_request):>9}  "
-            f"{pct(r.client_cores):>7}  {pct(r.server_cores):>7}  {ratio:>14}  {cpu_ratio:>16}  "
+            f"{pct(r.client_cores):>7}  {pct(r.server_cores):>7}  {pct(r.other_cores):>6}  {ratio:>14}  "
+            f"{cpu_ratio:>16}  "
             f"{r.statuses}"
         )
 
@@ -453,9 +477,7 @@ def available(client: str) -> bool:
     if client == "httpx+aiohttp":
         return importlib.util.find_spec("httpx_aiohttp") is not None
     if client == "gateway":
-        from gateway.triggers import base
-
-        return hasattr(base, "open_http_client")
+        return importlib.util.find_spec("aiohttp") is not None
     return importlib.util.find_spec(client) is not None
 
 

@@ -633,13 +633,21 @@ def queue_connection(entry: S3Entry, secrets: SecretStore | None) -> AwsConnecti
 
 
 def reconcile_connection(entry: S3Entry, secrets: SecretStore | None) -> AwsConnection:
-    """The AWS connection of an entry's ``reconcile`` block (the one that lists the bucket)."""
+    """The AWS connection of an entry's ``reconcile`` block (the one that lists the bucket).
+
+    Its region: the block's, else (on AWS, no ``endpoint``) the ``sqs`` block's region (from the
+    block or the queue URL: the bucket notifies a queue of its own region), else ``us-east-1`` for
+    a custom endpoint, else the environment's."""
     reconcile = entry.spec.reconcile
     assert reconcile is not None
+    queue = entry.spec.sqs
+    queue_region = None
+    if queue is not None and not reconcile.endpoint and not queue.endpoint:
+        queue_region = queue.region or region_from_queue_url(queue.queue)
     return aws_connection(
         secrets,
         f"EventSource {entry.event_source} spec.s3.{entry.event_name}.reconcile",
-        region=reconcile.region or ("us-east-1" if reconcile.endpoint else None),
+        region=reconcile.region or queue_region or ("us-east-1" if reconcile.endpoint else None),
         endpoint=reconcile.endpoint,
         access_key=reconcile.access_key,
         secret_key=reconcile.secret_key,

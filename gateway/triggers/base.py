@@ -25,10 +25,11 @@ if TYPE_CHECKING:
 
 # --------------------------------------------------------------------------- the http trigger's client
 #
-#     HttpRequestError         no HTTP response: connection refused or broken, DNS, TLS (retriable)
-#      +-- HttpTimeoutError    no complete response within the timeout (retriable)
-#      +-- HttpURLError        the URL cannot be requested: no host, bad port (not retriable)
-#           +-- HttpSchemeError    no scheme, or not http/https (not retriable)
+#     HttpRequestError            no HTTP response: connection refused or broken, DNS, TLS (retriable)
+#      +-- HttpTimeoutError       no complete response within the timeout (retriable)
+#      +-- HttpInvalidRequest     the request cannot be sent as built, e.g. CR/LF in a header (not retriable)
+#           +-- HttpURLError      the URL cannot be requested: no host, bad port
+#                +-- HttpSchemeError   no scheme, or not http/https
 #
 # Implementations (``gateway.triggers.http``: ``AiohttpClient``, ``HttpxClient``) translate their
 # library's exceptions into these, with the cause chained. A response of any status is not an error.
@@ -44,10 +45,14 @@ class HttpTimeoutError(HttpRequestError):
     """No complete response within the request's timeout."""
 
 
-class HttpURLError(HttpRequestError):
-    """The URL cannot be requested as it is; another attempt cannot help."""
+class HttpInvalidRequest(HttpRequestError):
+    """The request cannot be sent as it was built; another attempt cannot help."""
 
     retriable = False
+
+
+class HttpURLError(HttpInvalidRequest):
+    """The URL cannot be requested as it is."""
 
 
 class HttpSchemeError(HttpURLError):
@@ -61,13 +66,17 @@ class HttpResponse:
     status: int
     headers: Mapping[str, str]
     body: bytes
-    encoding: str = "utf-8"
 
     @property
     def text(self) -> str:
-        """The body as text (in ``encoding``, the response's charset when it names one)."""
+        """The body as text: in the ``charset`` of ``Content-Type`` when it names one, else UTF-8."""
+        charset = "utf-8"
+        for param in self.headers.get("content-type", "").split(";")[1:]:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "charset" and value.strip(' "'):
+                charset = value.strip(' "')
         try:
-            return self.body.decode(self.encoding, errors="replace")
+            return self.body.decode(charset, errors="replace")
         except LookupError:  # a charset Python does not know
             return self.body.decode("utf-8", errors="replace")
 
@@ -77,7 +86,12 @@ class HttpClient(Protocol):
     followed. Raises only ``HttpRequestError`` (and its subclasses) when no response arrives."""
 
     async def request(
-        self, method: str, url: str, body: bytes, headers: Mapping[str, str], timeout: float
+        self,
+        method: str,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        timeout: float,  # noqa: ASYNC109 - the client enforces it (aiohttp/httpx); it is the spec's timeout
     ) -> HttpResponse:
         """Send ``body`` (nothing when empty) with ``headers``; ``timeout`` seconds for the whole
         exchange, connecting and waiting for a pooled connection included."""

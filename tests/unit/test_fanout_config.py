@@ -261,3 +261,19 @@ def test_the_documented_fan_out_sensor_loads(tmp_path: Path) -> None:
     sensor = Sensor.model_validate(yaml.safe_load(textwrap.dedent(block.group(1))))
     fan_out = sensor.spec.triggers[0].template.fan_out
     assert fan_out is not None and fan_out.parser == "illumina"
+
+
+def test_on_aws_a_reconcile_block_without_region_takes_the_queues_region(tmp_path: Path) -> None:
+    aws = (
+        "apiVersion: argoproj.io/v1alpha1\nkind: EventSource\nmetadata:\n  name: uploads\nspec:\n  s3:\n"
+        "    run-files:\n      bucket: seq-landing\n"
+        "      sqs:\n        queue: https://sqs.eu-west-2.amazonaws.com/123456789012/seq-landing\n"
+        "      reconcile:\n        interval: 5m\n"
+    )
+    sensor, sources, store = sensor_and_sources(tmp_path, source=aws)
+    connection, origin = fan_out_connection(sensor.spec.triggers[0], sensor, sources, store)
+    assert (connection.endpoint, connection.region, origin) == (
+        None,
+        "eu-west-2",
+        "EventSource uploads/run-files reconcile",
+    )
