@@ -15,13 +15,15 @@ by its PID:
    * ``httpx``: ``httpx.AsyncClient`` configured as ``gateway/runtime.py`` does (pool of 32).
    * ``aiohttp``: ``aiohttp.ClientSession`` with ``TCPConnector(limit=32)``.
    * ``httpx+aiohttp``: httpx's API over aiohttp's transport (``httpx-aiohttp``, when installed).
-   * ``gateway``: ``gateway.triggers.base.HttpClient`` as the runtime builds it, when the module has
-     one (the trigger's own adapter: the cost the trigger actually pays).
+   * ``gateway``: ``gateway.triggers.http.AiohttpClient``, the trigger's own ``HttpClient`` (aiohttp
+     behind the interface of ``gateway.triggers.base``): the cost the trigger actually pays.
 
 2. **Trigger.** ``FiringRunner`` + ``HttpTrigger`` (with a SQLite state store, as in the runtime)
    carry out ``--firings`` ``Fire`` objects, ``--in-flight`` at a time (the runtime's
-   ``max_in_flight``), against the same server; once per client the trigger can be given.
-   Printed: firings/s and CPU per firing.
+   ``max_in_flight``), against the same server. ``httpx``: a ``TriggerContext`` without
+   ``http_client``, so the trigger sends through the runtime's httpx client (as before the switch);
+   ``aiohttp``: with ``http_client=AiohttpClient(max_connections=32)``, as the wired runtime does.
+   Printed: firings/s and CPU per firing (the SQLite writes of the state store included).
 
 ``--profile NAME`` runs one client (or ``trigger:NAME``) under cProfile and prints the top functions.
 
@@ -98,17 +100,14 @@ async def open_client(kind: str, url: str, concurrency: int) -> Any:
         async with client:
             yield send_httpx
     elif kind == "httpx+aiohttp":
+        import aiohttp
         import httpx
         from httpx_aiohttp import AiohttpTransport
 
-        client = httpx.AsyncClient(
-            follow_redirects=False,
-            transport=AiohttpTransport(
-                client=lambda: __import__("aiohttp").ClientSession(
-                    connector=__import__("aiohttp").TCPConnector(limit=concurrency)
-                )
-            ),
-        )
+        def session() -> aiohttp.ClientSession:
+            return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency))
+
+        client = httpx.AsyncClient(follow_redirects=False, transport=AiohttpTransport(client=session))
 
         async def send_mixed(body: bytes) -> int:
             response = await client.request("POST", url, content=body, headers=HEADERS, timeout=60.0)

@@ -5,6 +5,7 @@ Commands:
     validate PATH...   load and check manifests (and their secrets) without starting anything
     dlq ...            list, show and replay dead letters (gateway/cli_state.py)
     outbox list        objects written instead of created (dry run, or no cluster)
+    lineage ...        from an event to the firings and objects it started, and the reverse
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import typer
 
-from gateway.cli_state import dlq_app, outbox_app
+from gateway.cli_state import dlq_app, lineage_app, outbox_app
 from gateway.config import ManifestError, Manifests, event_bus_url, load_manifests
 from gateway.errors import ConfigError
 from gateway.k8s import KubeError
@@ -43,6 +44,7 @@ BUS_CHOICES = (
 
 app.add_typer(dlq_app)
 app.add_typer(outbox_app)
+app.add_typer(lineage_app)
 
 
 @app.callback()

@@ -1,28 +1,43 @@
-"""``triggergate dlq ...`` and ``triggergate outbox ...``: commands over a gateway's state directory.
+"""``triggergate dlq``, ``outbox`` and ``lineage``: commands over a gateway's state directory.
 
     dlq list                     the dead letters, newest first
     dlq show ID                  one dead letter: reason, attempts, events, replay status
     dlq replay ID... | --all     ask the running gateway to fire them again (same idempotency key);
                                  --wait waits for the outcome
     outbox list                  the objects written to <state-dir>/outbox (dry run / no cluster)
+    lineage event ID             every firing that used an event (and what it created), its dead letters
+    lineage firing KEY           a firing with its events in full and the objects it created
+    lineage object NS/NAME | -f FILE
+                                 the firing (and events) behind an object, by its triggergate.io/firing
+                                 label: from the outbox, the cluster (--kubeconfig, --kube-context,
+                                 in-cluster) or a file
 
 They work while the gateway runs: the state store is SQLite in WAL mode, shared by both processes.
+Lineage is what the store kept with each firing (``gateway.store``: the events themselves, so it
+outlives the bus's retention); each replica keeps its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
+import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import orjson
 import typer
+import yaml
 
-from gateway.outbox import list_outbox
-from gateway.store import DeadLetter, ReplayRequest, SqliteStore
+from gateway.k8s import ClusterConfig, KubeClient, KubeError, find_cluster
+from gateway.outbox import CLUSTER_SCOPED_KINDS, Outbox, list_outbox
+from gateway.store import DeadLetter, FiringRecord, ReplayRequest, SqliteStore, StoredEvent
+from sensors.fanout import FANOUT_SOURCE
+from sensors.objects import EVENT_IDS_ANNOTATION, FIRING_LABEL, LAST_FIRING_ANNOTATION, created_by
 
 T = TypeVar("T")
 
@@ -215,3 +230,587 @@ def outbox_list(state_dir: StateDir = Path(".triggergate")) -> None:
         where = f"{entry.namespace}/{entry.name}" if entry.namespace else entry.name
         firing, created = entry.firing or "-", entry.created or "-"
         typer.echo(f"{where}  {entry.kind}  firing={firing}  created={created}  {entry.path}")
+
+
+# --------------------------------------------------------------------------- lineage
+
+lineage_app = typer.Typer(
+    name="lineage",
+    help="Which events started which firing and object, and the reverse (from the state store).",
+    no_args_is_help=True,
+)
+
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+KubeContext = Annotated[
+    str | None,
+    typer.Option("--kube-context", help="Read the object from the cluster of this kubeconfig context."),
+]
+Kubeconfig = Annotated[
+    Path | None, typer.Option("--kubeconfig", help="Read the object from the cluster of this kubeconfig.")
+]
+
+#: apiVersion of the kinds ``lineage object --kind`` knows without ``--api-version``.
+KNOWN_API_VERSIONS = {
+    **dict.fromkeys(
+        ("Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow", "Sensor", "EventSource"),
+        "argoproj.io/v1alpha1",
+    ),
+    **dict.fromkeys(("Pod", "ConfigMap", "Secret", "Service", "PersistentVolumeClaim", "Namespace"), "v1"),
+    **dict.fromkeys(("Job", "CronJob"), "batch/v1"),
+    **dict.fromkeys(("Deployment", "StatefulSet", "DaemonSet"), "apps/v1"),
+}
+RELATED_SHOWN = 20  # other firings of the same events listed in text; --json lists them all
+
+# "created Workflow argo/x", "Workflow argo/x already exists (created by this firing before)"
+_MADE = re.compile(
+    r"(?:^|; )created (?P<kind>[A-Za-z][\w.]*) (?P<where>[^\s;]+)"
+    r"|^(?P<kind2>[A-Za-z][\w.]*) (?P<where2>[^\s;]+) already exists \(created by this firing"
+)
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(message, err=True)
+    raise typer.Exit(code=1)
+
+
+def _replica_hint(state_dir: Path, command: str) -> str:
+    return (
+        "lineage is kept in the state directory of the replica that fired: with several replicas, ask "
+        f"each (kubectl exec triggergate-N -- triggergate lineage {command} --state-dir {state_dir})"
+    )
+
+
+def _print_json(doc: Any) -> None:
+    typer.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
+    """Rows in aligned columns under ``headers``; the last column is not padded."""
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = [cell.ljust(width) for cell, width in zip(cells[:-1], widths, strict=False)]
+        return (indent + "  ".join([*padded, cells[-1]])).rstrip()
+
+    return [line(headers), *(line(row) for row in rows)]
+
+
+def _short(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+@dataclass(frozen=True, slots=True)
+class MadeObject:
+    """An object a firing created (named in its result), and its file when it is in the outbox."""
+
+    kind: str
+    namespace: str
+    name: str
+    outbox: Path | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.namespace}/{self.name}" if self.namespace else self.name
+        return f"{self.kind} {where}" + (f" (outbox file {self.outbox})" if self.outbox else "")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "namespace": self.namespace,
+            "name": self.name,
+            "outbox": None if self.outbox is None else str(self.outbox),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FiringLineage:
+    """A firing with its events, what it created, its dead letter and the other firings of its events."""
+
+    record: FiringRecord
+    events: list[StoredEvent]
+    not_kept: list[tuple[str, str]]  # (dependency, event id) of events the store did not keep
+    objects: list[MadeObject]
+    letter: DeadLetter | None
+    related: list[FiringRecord]
+
+
+def objects_made(record: FiringRecord, outbox: Path) -> list[MadeObject]:
+    """The objects a succeeded firing created, as its ``result`` names them (``created Workflow
+    argo/x``, ``Workflow argo/x already exists (created by this firing before)``), with the outbox
+    file of each that is in the outbox with the firing's ``triggergate.io/firing`` label."""
+    if record.status != "succeeded":
+        return []
+    made: dict[tuple[str, str, str], MadeObject] = {}
+    for match in _MADE.finditer(record.result):
+        kind = match.group("kind") or match.group("kind2")
+        namespace, _, name = (match.group("where") or match.group("where2")).rpartition("/")
+        path: Path | None = None
+        try:
+            candidate = Outbox(outbox).path_for(kind, name, namespace)
+            obj = yaml.safe_load(candidate.read_text(encoding="utf-8"))
+        except (KubeError, OSError, yaml.YAMLError):
+            obj = None
+        if isinstance(obj, dict) and obj.get("kind") == kind and created_by(obj) == record.key:
+            path = candidate
+        made[(kind, namespace, name)] = MadeObject(kind, namespace, name, path)
+    return list(made.values())
+
+
+async def firing_lineage(store: SqliteStore, key: str, outbox: Path) -> FiringLineage | None:
+    """Everything the store knows about the firing ``key``; None if it has no such firing."""
+    record = await store.get_firing(key)
+    if record is None:
+        return None
+    events = await store.firing_events_kept(key)
+    kept = {(event.dependency, event.event_id) for event in events}
+    kept_ids = {event.event_id for event in events}
+    not_kept = [
+        (dep, event_id) for dep, event_id in record.dependencies.items() if (dep, event_id) not in kept
+    ]
+    named = set(record.dependencies.values())
+    not_kept += [("", event_id) for event_id in record.event_ids if event_id not in named | kept_ids]
+    related: dict[str, FiringRecord] = {}
+    for event_id in dict.fromkeys([*record.event_ids, *record.dependencies.values()]):
+        for other in await store.firings_for_event(event_id):
+            if other.key != key:
+                related[other.key] = other
+    return FiringLineage(
+        record=record,
+        events=events,
+        not_kept=not_kept,
+        objects=await asyncio.to_thread(objects_made, record, outbox),
+        letter=await store.dead_letter_for_firing(key),
+        related=sorted(related.values(), key=lambda r: (r.finished_at, r.key)),
+    )
+
+
+def _roles(events: Sequence[StoredEvent]) -> list[str]:
+    """What each event is in a fan-out item's firing: the item, and the marker (the other event)."""
+    items = [event.event.get("source") == FANOUT_SOURCE for event in events]
+    if not any(items):
+        return [""] * len(events)
+    others = items.count(False)
+    return ["fan-out item" if item else ("fan-out marker" if others == 1 else "") for item in items]
+
+
+def _firing_json(rec: FiringRecord) -> dict[str, Any]:
+    return {
+        "key": rec.key,
+        "sensor": rec.sensor,
+        "trigger": rec.trigger,
+        "status": rec.status,
+        "attempts": rec.attempts,
+        "result": rec.result,
+        "started": _when(rec.started_at),
+        "finished": _when(rec.finished_at),
+        "event_ids": rec.event_ids,
+        "dependencies": rec.dependencies,
+    }
+
+
+def _letter_json(letter: DeadLetter) -> dict[str, Any]:
+    return {
+        "id": letter.id,
+        "firing": letter.key,
+        "sensor": letter.sensor,
+        "trigger": letter.trigger,
+        "reason": letter.reason,
+        "attempts": letter.attempts,
+        "created": _when(letter.created_at),
+    }
+
+
+def _event_json(event: StoredEvent, role: str) -> dict[str, Any]:
+    return {
+        "dependency": event.dependency,
+        "id": event.event_id,
+        "role": role or None,
+        "event": event.event,
+        "size": event.size,
+        "truncated": event.truncated,
+    }
+
+
+def lineage_json(lineage: FiringLineage) -> dict[str, Any]:
+    return {
+        "firing": _firing_json(lineage.record),
+        "events": [_event_json(e, r) for e, r in zip(lineage.events, _roles(lineage.events), strict=True)],
+        "events_not_kept": [{"dependency": dep, "id": event_id} for dep, event_id in lineage.not_kept],
+        "objects": [obj.to_json() for obj in lineage.objects],
+        "dead_letter": None if lineage.letter is None else _letter_json(lineage.letter),
+        "related_firings": [_firing_json(rec) for rec in lineage.related],
+    }
+
+
+def _firing_rows(records: Sequence[FiringRecord]) -> list[str]:
+    rows = [
+        [
+            _when(rec.finished_at),
+            f"{rec.sensor}/{rec.trigger}",
+            rec.status,
+            str(rec.attempts),
+            rec.key,
+            _short(rec.result),
+        ]
+        for rec in records
+    ]
+    return _table(["FINISHED", "SENSOR/TRIGGER", "STATUS", "ATTEMPTS", "FIRING", "RESULT"], rows)
+
+
+def _event_lines(event: StoredEvent, role: str) -> list[str]:
+    doc = event.event
+    title = event.dependency or "(no dependency name)"
+    data = doc.get("data")
+    if role == "fan-out item" and isinstance(data, dict) and data:
+        group, value = next(iter(data.items()))
+        title += f" (fan-out item: {group} {value} of run {data.get('run', '?')})"
+    elif role:
+        title += f" ({role})"
+    lines = [f"  {title}"]
+    for name in ("id", "source", "subject", "type", "time"):
+        lines.append(f"    {name + ':':9}{doc.get(name, '-')}")
+    for name, value in doc.items():  # CloudEvents extensions
+        if name not in ("id", "source", "subject", "type", "time", "data", "specversion", "datacontenttype"):
+            lines.append(f"    {name + ':':9}{value}")
+    if role == "fan-out item" and isinstance(data, dict) and isinstance(data.get("files"), list):
+        where = f"s3://{data.get('bucket', '?')}/{data.get('prefix', '')}"
+        lines.append(f"    files:   {_plural(len(data['files']), 'file')} under {where}")
+        lines.extend(f"             {name}" for name in data["files"])
+    if event.truncated:
+        kept = f"the event's JSON was {event.size} bytes; the beginning of the data is kept"
+        lines.append(f"    data (truncated: {kept}):")
+        lines.extend(f"      {line}" for line in str(data).splitlines() or [""])
+    else:
+        lines.append("    data:")
+        text = orjson.dumps(data, option=orjson.OPT_INDENT_2).decode()
+        lines.extend(f"      {line}" for line in text.splitlines())
+    return lines
+
+
+def lineage_lines(lineage: FiringLineage) -> list[str]:
+    """``lineage`` as text: the firing, what it created, its events in full, related firings."""
+    rec = lineage.record
+    lines = [
+        f"firing {rec.key}",
+        f"  sensor/trigger: {rec.sensor}/{rec.trigger}",
+        f"  status:         {rec.status} ({_plural(rec.attempts, 'attempt')})",
+        f"  started:        {_when(rec.started_at)}",
+        f"  finished:       {_when(rec.finished_at)}",
+        f"  result:         {rec.result}",
+    ]
+    lines.extend(f"  created:        {obj}" for obj in lineage.objects)
+    if lineage.letter is not None:
+        lines.append(f"  dead letter:    {lineage.letter.id} (`triggergate dlq show {lineage.letter.id}`)")
+    lines.append("")
+    lines.append(f"events ({len(lineage.events)}):")
+    for event, role in zip(lineage.events, _roles(lineage.events), strict=True):
+        lines.extend(_event_lines(event, role))
+    for dep, event_id in lineage.not_kept:
+        name = dep or "(no dependency name)"
+        lines.append(f"  {name}: event {event_id} was not kept (recorded by a triggergate before lineage)")
+    if lineage.related:
+        lines.append("")
+        lines.append(f"other firings that used these events ({len(lineage.related)}):")
+        lines.extend(_firing_rows(lineage.related[:RELATED_SHOWN]))
+        if len(lineage.related) > RELATED_SHOWN:
+            lines.append(f"  ... and {len(lineage.related) - RELATED_SHOWN} more (--json lists them all)")
+    return lines
+
+
+def _no_firing(key: str, state_dir: Path) -> str:
+    return f"no firing with key {key} in {state_dir / 'state.db'}; " + _replica_hint(
+        state_dir, f"firing {key}"
+    )
+
+
+@lineage_app.command("event")
+def lineage_event(
+    event_id: Annotated[str, typer.Argument(metavar="EVENT_ID", help="A CloudEvent id (as on the bus).")],
+    state_dir: StateDir = Path(".triggergate"),
+    as_json: AsJson = False,
+) -> None:
+    """Every firing that used an event, and the dead letters that hold it.
+
+    Per firing: finish time, sensor/trigger, status, attempts, firing key and result (which names
+    the object it created, e.g. `created Workflow argo/run-align-x`).
+    """
+
+    async def load(store: SqliteStore) -> tuple[StoredEvent | None, list[FiringRecord], list[DeadLetter]]:
+        return (
+            await store.event_kept(event_id),
+            await store.firings_for_event(event_id),
+            await store.dead_letters_for_event(event_id),
+        )
+
+    kept, firings, letters = _with_store(state_dir, load)
+    if not firings and not letters:
+        _fail(
+            f"no firing used event {event_id} in {state_dir / 'state.db'}; an event that started "
+            "nothing yet may be waiting on the bus for its other dependencies, or did not pass the "
+            "filters; " + _replica_hint(state_dir, f"event {event_id}")
+        )
+    if as_json:
+        _print_json(
+            {
+                "event_id": event_id,
+                "event": None if kept is None else kept.event,
+                "truncated": None if kept is None else kept.truncated,
+                "firings": [_firing_json(rec) for rec in firings],
+                "dead_letters": [_letter_json(letter) for letter in letters],
+            }
+        )
+        return
+    if kept is None:
+        typer.echo(f"event {event_id} (not kept: recorded by a triggergate before lineage)")
+    else:
+        doc = kept.event
+        typer.echo(
+            f"event {event_id}: {doc.get('type', '?')} from {doc.get('source', '?')}/"
+            f"{doc.get('subject', '?')} at {doc.get('time', '?')}"
+        )
+        data = doc.get("data")
+        text = data if kept.truncated else orjson.dumps(data).decode()
+        typer.echo(f"  data: {_short(str(text), 300)}")
+    typer.echo("")
+    typer.echo(f"firings that used it ({len(firings)}):")
+    for line in _firing_rows(firings):
+        typer.echo(line)
+    if letters:
+        typer.echo("")
+        typer.echo(f"dead letters holding it ({len(letters)}):")
+        rows = [
+            [
+                letter.id,
+                _when(letter.created_at),
+                f"{letter.sensor}/{letter.trigger}",
+                str(letter.attempts),
+                _short(letter.reason),
+            ]
+            for letter in letters
+        ]
+        for line in _table(["ID", "CREATED", "SENSOR/TRIGGER", "ATTEMPTS", "REASON"], rows):
+            typer.echo(line)
+    typer.echo("")
+    typer.echo("`triggergate lineage firing FIRING` shows a firing with its events in full")
+
+
+@lineage_app.command("firing")
+def lineage_firing(
+    key: Annotated[
+        str, typer.Argument(metavar="KEY", help="A firing key (the triggergate.io/firing label).")
+    ],
+    state_dir: StateDir = Path(".triggergate"),
+    as_json: AsJson = False,
+) -> None:
+    """A firing with its events in full, and the objects it created.
+
+    Per event: dependency, id, source, subject, type, time, data (for a fan-out item: the marker
+    event and the item with its sample and files). Also the other firings of the same events (a
+    marker's items).
+    """
+    lineage = _with_store(state_dir, lambda store: firing_lineage(store, key, state_dir / "outbox"))
+    if lineage is None:
+        _fail(_no_firing(key, state_dir))
+    if as_json:
+        _print_json(lineage_json(lineage))
+        return
+    for line in lineage_lines(lineage):
+        typer.echo(line)
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    obj: dict[str, Any]
+    origin: str  # where it was read: "outbox file ...", "the Kubernetes API at ...", "FILE"
+
+
+def _objects_in(file: Path) -> list[dict[str, Any]]:
+    """The Kubernetes objects in a YAML or JSON file (``-`` is standard input); a ``List`` gives its items."""
+    try:
+        text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
+        docs = list(yaml.safe_load_all(text))
+    except OSError as exc:
+        _fail(f"cannot read {file}: {exc}")
+    except yaml.YAMLError as exc:
+        _fail(f"{file} is not YAML or JSON: {exc}")
+    found: list[dict[str, Any]] = []
+    for doc in docs:
+        if isinstance(doc, dict) and str(doc.get("kind", "")).endswith("List") and "items" in doc:
+            found.extend(item for item in doc.get("items") or [] if isinstance(item, dict))
+        elif isinstance(doc, dict):
+            found.append(doc)
+    if not found:
+        _fail(f"no Kubernetes object in {file}; give a file as `kubectl get wf NAME -o yaml` writes it")
+    return found
+
+
+def _cluster(kubeconfig: Path | None, context: str | None) -> ClusterConfig | None:
+    """The cluster to read from: the one --kubeconfig / --kube-context name, else the pod's own."""
+    try:
+        cluster = find_cluster(kubeconfig, context)
+    except KubeError as exc:
+        _fail(str(exc))
+    if kubeconfig is None and context is None and (cluster is None or cluster.source != "in-cluster"):
+        return None
+    return cluster
+
+
+async def _read_object(
+    ref: str,
+    kind: str,
+    api_version: str | None,
+    outbox: Path,
+    cluster: ClusterConfig | None,
+) -> _Found:
+    namespace, _, name = ref.rpartition("/")
+    if not name or (not namespace and kind not in CLUSTER_SCOPED_KINDS):
+        _fail(f"give the object as NAMESPACE/NAME (e.g. argo/run-align-abc), not {ref!r}")
+    where = f"{namespace}/{name}" if namespace else name
+    path = Outbox(outbox).path_for(kind, name, namespace)
+    try:
+        obj = await asyncio.to_thread(lambda: yaml.safe_load(path.read_text(encoding="utf-8")))
+    except (OSError, yaml.YAMLError):
+        obj = None
+    if isinstance(obj, dict) and obj.get("kind") == kind and api_version in (None, obj.get("apiVersion")):
+        return _Found(obj, f"outbox file {path}")
+    if cluster is None:
+        _fail(
+            f"{kind} {where} is not in the outbox {outbox}; to read it from a cluster pass --kubeconfig "
+            "or --kube-context (in the gateway's pod the service account is used), or give the object "
+            f"with -f (kubectl get {kind.lower()} -n {namespace or '<namespace>'} {name} -o yaml > wf.yaml)"
+        )
+    version = api_version or KNOWN_API_VERSIONS.get(kind)
+    if version is None:
+        _fail(f"pass --api-version for kind {kind} (e.g. batch/v1 for Job)")
+    try:
+        client = KubeClient(cluster, workers=1)
+    except KubeError as exc:
+        _fail(str(exc))
+    try:
+        return _Found(await client.get(version, kind, name, namespace), client.description)
+    except KubeError as exc:
+        if exc.not_found:
+            _fail(
+                f"{kind} {where} is neither in the outbox {outbox} nor in the cluster ({client.description})"
+            )
+        _fail(f"cannot read {kind} {where} from the {client.description}: {exc}")
+    finally:
+        await client.close()
+
+
+def _object_json(found: _Found) -> dict[str, Any]:
+    obj = found.obj
+    metadata = obj.get("metadata") or {}
+    annotations = metadata.get("annotations") or {}
+    ids = str(annotations.get(EVENT_IDS_ANNOTATION) or "")
+    return {
+        "apiVersion": obj.get("apiVersion"),
+        "kind": obj.get("kind"),
+        "namespace": metadata.get("namespace") or "",
+        "name": metadata.get("name") or "",
+        "from": found.origin,
+        "firing": created_by(obj),
+        "event_ids": [event_id for event_id in ids.split(",") if event_id],
+        "last_firing": annotations.get(LAST_FIRING_ANNOTATION),
+    }
+
+
+async def _object_lineage(
+    store: SqliteStore, found: _Found, state_dir: Path
+) -> tuple[dict[str, Any], FiringLineage | None, str | None]:
+    """The object's summary, the lineage of the firing that created it, or why there is none."""
+    summary = _object_json(found)
+    key = summary["firing"]
+    title = f"{summary['kind']} {summary['namespace'] + '/' if summary['namespace'] else ''}{summary['name']}"
+    if key is None:
+        return (
+            summary,
+            None,
+            (f"{title} ({found.origin}) has no {FIRING_LABEL} label: triggergate did not create it"),
+        )
+    lineage = await firing_lineage(store, key, state_dir / "outbox")
+    if lineage is None:
+        ids = ", ".join(summary["event_ids"]) or "none"
+        return (
+            summary,
+            None,
+            (
+                f"{title} was created by firing {key} (its events: {ids}), but there is no firing with key "
+                f"{key} in {state_dir / 'state.db'}; " + _replica_hint(state_dir, f"firing {key}")
+            ),
+        )
+    return summary, lineage, None
+
+
+@lineage_app.command("object")
+def lineage_object(
+    ref: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[NAMESPACE/NAME]", help="The object, looked up in the outbox, then the cluster."
+        ),
+    ] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "-f", "--file", help="Read the object from this file (`kubectl get ... -o yaml`; - is stdin)."
+        ),
+    ] = None,
+    kind: Annotated[str, typer.Option("--kind", help="The object's kind.")] = "Workflow",
+    api_version: Annotated[
+        str | None,
+        typer.Option("--api-version", help="The object's apiVersion (known for Workflow, Job, Pod, ...)."),
+    ] = None,
+    kube_context: KubeContext = None,
+    kubeconfig: Kubeconfig = None,
+    state_dir: StateDir = Path(".triggergate"),
+    as_json: AsJson = False,
+) -> None:
+    """The firing behind an object (its triggergate.io/firing label), with its events in full.
+
+    NAMESPACE/NAME is looked up in the outbox of --state-dir, then in the cluster (--kubeconfig,
+    --kube-context, or the service account when run in the gateway's pod). With -f, the objects in
+    the file are answered (a JSON list with --json when there are several).
+    """
+    if (ref is None) == (file is None):
+        typer.echo("give either NAMESPACE/NAME or -f FILE", err=True)
+        raise typer.Exit(code=2)
+    if file is not None:
+        found = [_Found(obj, str(file)) for obj in _objects_in(file)]
+    else:
+        assert ref is not None
+        cluster = _cluster(kubeconfig, kube_context)
+        found = [asyncio.run(_read_object(ref, kind, api_version, state_dir / "outbox", cluster))]
+
+    async def load(store: SqliteStore) -> list[tuple[dict[str, Any], FiringLineage | None, str | None]]:
+        return [await _object_lineage(store, one, state_dir) for one in found]
+
+    answers = _with_store(state_dir, load)
+    failed = False
+    docs = []
+    for index, (summary, lineage, problem) in enumerate(answers):
+        if problem is not None:
+            failed = True
+            typer.echo(problem, err=True)
+        if as_json:
+            docs.append({"object": summary, **({} if lineage is None else lineage_json(lineage))})
+            continue
+        if lineage is None:
+            continue
+        if index:
+            typer.echo("")
+        where = f"{summary['namespace']}/{summary['name']}" if summary["namespace"] else summary["name"]
+        typer.echo(f"{summary['kind']} {where} (from {summary['from']})")
+        typer.echo(f"  {FIRING_LABEL}: {summary['firing']}")
+        typer.echo(f"  {EVENT_IDS_ANNOTATION}: {', '.join(summary['event_ids']) or '-'}")
+        if summary["last_firing"]:
+            typer.echo(f"  last changed by firing {summary['last_firing']} ({LAST_FIRING_ANNOTATION})")
+        for line in lineage_lines(lineage):
+            typer.echo(line)
+    if as_json:
+        _print_json(docs[0] if len(docs) == 1 else docs)
+    raise typer.Exit(code=1 if failed else 0)

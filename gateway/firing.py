@@ -1,7 +1,8 @@
 """Carry out a ``Fire`` decision: idempotency check, rate limit, attempts with backoff, outcome.
 
-The outcome is durable before the runner returns: a ``FiringRecord`` on success, a dead letter
-(with the events and the last reason) when the attempts run out or the failure cannot be retried.
+The outcome is durable before the runner returns: a ``FiringRecord`` on success (with the firing's
+events, kept for ``triggergate lineage``), a dead letter (with the events and the last reason) when
+the attempts run out or the failure cannot be retried.
 Only then may the runtime acknowledge the firing's events on the bus. A firing whose key the
 store already knows is not carried out again (a replay after a crash, or a duplicate delivery).
 
@@ -195,7 +196,8 @@ class FiringRunner:
                 result=result,
                 started_at=started,
                 finished_at=self._clock(),
-            )
+            ),
+            events={dep: ev.to_dict() for dep, ev in fire.events.items()},
         )
         self.outcomes["succeeded"] += 1
 

@@ -50,6 +50,7 @@ from gateway.sources.base import Source
 from gateway.store import DeadLetter, SqliteStore
 from gateway.triggers import build_executor
 from gateway.triggers.base import TriggerContext
+from gateway.triggers.http import AiohttpClient
 from sensors.engine import Decisions, Expire, Fire, SensorEngine
 from sensors.event import Event
 from sensors.spec import Trigger
@@ -446,6 +447,7 @@ class Runtime:
         self._worker_tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
         self._http: httpx.AsyncClient | None = None
+        self._http_client: AiohttpClient | None = None  # the http trigger's (bench/http_client.py)
         self.executors: list[object] = []
         self.kube: KubeAPI | None = None
         self.runners: dict[tuple[str, str], FiringRunner] = {}
@@ -472,6 +474,7 @@ class Runtime:
             follow_redirects=False,
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=32, keepalive_expiry=30.0),
         )
+        self._http_client = AiohttpClient(max_connections=32, keepalive_expiry=30.0)
         logger.info("state in %s (bus: %s)", settings.state_dir.resolve(), describe_bus(settings.bus))
         if needs_kube(self.manifests):
             self.kube = open_kube(settings)
@@ -484,6 +487,7 @@ class Runtime:
                 secrets=secrets,
                 http=self._http,
                 kube=self.kube,
+                http_client=self._http_client,
             )
             runners: dict[str, FiringRunner] = {}
             for trigger in sensor.spec.triggers:
@@ -625,6 +629,8 @@ class Runtime:
             await self.kube.close()
         if self._http is not None:
             await self._http.aclose()
+        if self._http_client is not None:
+            await self._http_client.close()
         if self.bus is not None and self._bus_started:
             await self.bus.close()
         if self.store is not None:

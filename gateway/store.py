@@ -19,6 +19,16 @@ Tables (schema version 1, kept in ``PRAGMA user_version``): ``firings`` (one row
 ``firing_events`` (event id -> firing key, the lineage index), ``dead_letters`` and
 ``replay_requests`` (added later; created when missing, so the version stays 1).
 
+*Lineage events* (``lineage_events``, added later too): each firing keeps the events that made it,
+one row per dependency (the CloudEvent dict as ``Event.to_dict()`` gives it), written in the same
+transaction as the firing record (``record_firing(rec, events=...)``; ``dead_letter`` takes them
+from the letter). So "which object key, sample or webhook body started this Workflow" is answered
+from the store long after the bus dropped the acknowledged events. An event whose JSON exceeds
+:data:`LINEAGE_EVENT_LIMIT` is kept truncated: its context attributes whole, ``data`` replaced by
+the first bytes of the data's JSON text (``truncated`` set, ``size`` the full size). A file from
+before this table gets it at open, filled from the dead letters (the only events it kept); the
+schema version stays 1, so an older triggergate still opens the file (it ignores the table).
+
 *Source dead letters* (``source_dead_letters``, also added later) are upstream messages a source
 could not turn into events (an SQS message that is no object-store notification, say): the source
 records the raw message and the reason with ``source_dead_letter`` and only then drops it upstream.
@@ -29,7 +39,7 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +52,9 @@ from gateway.sqlitedb import GroupCommitDB
 SCHEMA_VERSION = 1
 
 FIRING_STATUSES = ("succeeded", "dead-lettered")
+
+#: The most bytes of CloudEvent JSON kept per event of a firing (larger ones are truncated).
+LINEAGE_EVENT_LIMIT = 64 * 1024
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS firings (
@@ -92,6 +105,19 @@ CREATE TABLE IF NOT EXISTS source_dead_letters (
 CREATE INDEX IF NOT EXISTS source_dead_letters_by_time ON source_dead_letters (created_at);
 """
 
+# Created (and filled from the dead letters) at open when missing: see _migrate_lineage_events.
+_LINEAGE_EVENTS = """
+CREATE TABLE lineage_events (
+    key TEXT NOT NULL,
+    dependency TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    truncated INTEGER NOT NULL,
+    PRIMARY KEY (key, dependency, event_id)
+)
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class FiringRecord:
@@ -128,6 +154,24 @@ class DeadLetter:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event of a firing, as kept for lineage.
+
+    ``event`` is the CloudEvent dict (``Event.to_dict()``: id, source, subject, type, time, data and
+    extensions). ``truncated`` when its JSON was larger than :data:`LINEAGE_EVENT_LIMIT`: then
+    ``event["data"]`` is a string, the beginning of the data's JSON text. ``size`` is the size in
+    bytes of the full event's JSON. ``dependency`` is empty for an event kept without its name.
+    """
+
+    key: str
+    dependency: str
+    event_id: str
+    event: dict[str, Any]
+    size: int
+    truncated: bool
+
+
+@dataclass(frozen=True, slots=True)
 class ReplayRequest:
     """A request to fire a dead letter again. ``status`` is ``requested`` until the gateway carried it
     out, then the outcome's status (``succeeded``, ``already-done``, ``dead-lettered``) or ``failed``
@@ -161,8 +205,30 @@ def _setup(path: Path) -> Callable[[sqlite3.Connection], None]:
             )
         conn.executescript(_SCHEMA)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        _migrate_lineage_events(conn)
 
     return setup
+
+
+def _migrate_lineage_events(conn: sqlite3.Connection) -> None:
+    """Create ``lineage_events`` when the file has none, filled with the events of the dead letters
+    (a file from an older triggergate kept no other events). One transaction: a crash half-way
+    leaves the file as it was; a concurrent opener (the CLI while the gateway starts) waits and
+    then finds the table."""
+    present = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'lineage_events'"
+    if conn.execute(present).fetchone() is not None:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if conn.execute(present).fetchone() is None:
+            conn.execute(_LINEAGE_EVENTS)
+            for key, events in conn.execute("SELECT key, events FROM dead_letters").fetchall():
+                docs = [event for event in orjson.loads(events) if isinstance(event, dict)]
+                _insert_events(conn, key, _letter_event_rows(docs))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 class SqliteStore:
@@ -185,10 +251,20 @@ class SqliteStore:
 
     # -- writes ------------------------------------------------------------------------------
 
-    async def record_firing(self, rec: FiringRecord) -> None:
-        """Store ``rec`` durably. If a firing with ``rec.key`` is already stored, keep that one."""
+    async def record_firing(
+        self, rec: FiringRecord, *, events: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> None:
+        """Store ``rec`` durably, with ``events`` (dependency name -> CloudEvent dict as
+        ``Event.to_dict()`` gives it) for lineage, in one transaction. If a firing with ``rec.key`` is
+        already stored, keep that one (and its events)."""
         _check_firing(rec)
-        await self._db.write(lambda conn: _insert_firing(conn, rec))
+        rows = [_event_row(dep, doc) for dep, doc in (events or {}).items()]
+
+        def insert(conn: sqlite3.Connection) -> None:
+            if _insert_firing(conn, rec):
+                _insert_events(conn, rec.key, rows)
+
+        await self._db.write(insert)
 
     async def dead_letter(self, rec: DeadLetter, *, dependencies: dict[str, str] | None = None) -> str:
         """Store a dead letter and its "dead-lettered" firing in one transaction; return its id.
@@ -207,7 +283,8 @@ class SqliteStore:
                 if "dependency" in event and "id" in event
             }
         deps = dict(dependencies)
-        return await self._db.write(lambda conn: _insert_dead_letter(conn, rec, letter_id, deps))
+        rows = _letter_event_rows(rec.events)
+        return await self._db.write(lambda conn: _insert_dead_letter(conn, rec, letter_id, deps, rows))
 
     async def release_dead_letter(self, letter_id: str) -> DeadLetter | None:
         """Remove a dead letter and its firing record (so the firing may run again); return it.
@@ -292,7 +369,6 @@ class SqliteStore:
         )
         return _replay(rows[0]) if rows else None
 
-
     async def firing_done(self, key: str) -> bool:
         """True if a firing with this key completed (succeeded or was dead-lettered)."""
         return bool(await self._query("SELECT 1 FROM firings WHERE key = ?", (key,)))
@@ -318,6 +394,50 @@ class SqliteStore:
         )
         return [_firing(row) for row in rows]
 
+    async def firing_events_kept(self, key: str) -> list[StoredEvent]:
+        """The events kept with the firing ``key`` (lineage), in the order they were recorded; for a
+        dead letter written without them (by an older triggergate on this file), its events."""
+
+        def read(conn: sqlite3.Connection) -> list[StoredEvent]:
+            rows = conn.execute(
+                f"SELECT {_EVENT_COLUMNS} FROM lineage_events WHERE key = ? ORDER BY rowid", (key,)
+            ).fetchall()
+            if rows:
+                return [_stored_event(row) for row in rows]
+            letter = conn.execute("SELECT events FROM dead_letters WHERE key = ?", (key,)).fetchone()
+            if letter is None:
+                return []
+            docs = [event for event in orjson.loads(letter[0]) if isinstance(event, dict)]
+            return [
+                _stored_event((key, dep, event_id, text, size, truncated))
+                for dep, event_id, text, size, truncated in _letter_event_rows(docs)
+            ]
+
+        return await self._db.read(read)
+
+    async def event_kept(self, event_id: str) -> StoredEvent | None:
+        """The event ``event_id`` as the latest firing that used it kept it, if any did."""
+        rows = await self._query(
+            f"SELECT {_EVENT_COLUMNS} FROM lineage_events WHERE event_id = ? AND key IN "
+            "(SELECT key FROM firing_events WHERE event_id = ?) ORDER BY rowid DESC LIMIT 1",
+            (event_id, event_id),
+        )
+        return _stored_event(rows[0]) if rows else None
+
+    async def dead_letters_for_event(self, event_id: str) -> list[DeadLetter]:
+        """The dead letters that hold the event ``event_id``, oldest first (lineage)."""
+        rows = await self._query(
+            f"SELECT {_LETTER_COLUMNS} FROM dead_letters WHERE key IN "
+            "(SELECT key FROM firing_events WHERE event_id = ?) ORDER BY created_at, rowid",
+            (event_id,),
+        )
+        return [_letter(row) for row in rows]
+
+    async def dead_letter_for_firing(self, key: str) -> DeadLetter | None:
+        """The dead letter of the firing ``key``, if it has one."""
+        rows = await self._query(f"SELECT {_LETTER_COLUMNS} FROM dead_letters WHERE key = ?", (key,))
+        return _letter(rows[0]) if rows else None
+
     async def list_dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """The most recent dead letters (with ``id`` set), newest first."""
         _check_limit(limit)
@@ -342,6 +462,10 @@ _FIRING_COLUMNS = (
 )
 _LETTER_COLUMNS = "id, key, sensor, trigger, reason, attempts, events, created_at"
 _REPLAY_COLUMNS = "letter, status, outcome, requested_at, finished_at"
+_EVENT_COLUMNS = "key, dependency, event_id, event, size, truncated"
+
+# (dependency, event id, event JSON as stored, full size, truncated)
+_EventRow = tuple[str, str, str, int, bool]
 
 
 def _check_limit(limit: int) -> None:
@@ -382,8 +506,52 @@ def _insert_firing(conn: sqlite3.Connection, rec: FiringRecord) -> bool:
     return True
 
 
+def _event_row(dependency: str, doc: Mapping[str, Any], limit: int = LINEAGE_EVENT_LIMIT) -> _EventRow:
+    """The row that keeps one event: its JSON, cut to ``limit`` bytes by truncating ``data``."""
+    full = orjson.dumps(dict(doc))
+    event_id = str(doc.get("id", ""))
+    if len(full) <= limit:
+        return dependency, event_id, full.decode(), len(full), False
+    rest = {name: value for name, value in doc.items() if name != "data"}
+    data = orjson.dumps(doc.get("data")).decode()
+
+    def cut(keep: int) -> bytes:
+        return orjson.dumps({**rest, "data": data[:keep]})
+
+    # The longest beginning of the data's JSON text that fits: escapes and UTF-8 make the stored
+    # text longer than the characters kept, so search (each character takes at least one byte).
+    low, high = 0, min(len(data), limit)
+    while low < high:
+        mid = (low + high + 1) // 2
+        if len(cut(mid)) <= limit:
+            low = mid
+        else:
+            high = mid - 1
+    return dependency, event_id, cut(low).decode(), len(full), True
+
+
+def _letter_event_rows(events: Iterable[Mapping[str, Any]]) -> list[_EventRow]:
+    """The lineage rows of a dead letter's events (each may name its ``dependency``)."""
+    rows = []
+    for event in events:
+        doc = {name: value for name, value in event.items() if name != "dependency"}
+        rows.append(_event_row(str(event.get("dependency", "")), doc))
+    return rows
+
+
+def _insert_events(conn: sqlite3.Connection, key: str, rows: list[_EventRow]) -> None:
+    conn.executemany(
+        f"INSERT OR IGNORE INTO lineage_events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+        [(key, dep, event_id, text, size, int(truncated)) for dep, event_id, text, size, truncated in rows],
+    )
+
+
 def _insert_dead_letter(
-    conn: sqlite3.Connection, rec: DeadLetter, letter_id: str, dependencies: dict[str, str]
+    conn: sqlite3.Connection,
+    rec: DeadLetter,
+    letter_id: str,
+    dependencies: dict[str, str],
+    events: list[_EventRow],
 ) -> str:
     existing = conn.execute("SELECT id FROM dead_letters WHERE key = ?", (rec.key,)).fetchone()
     if existing is not None:
@@ -397,7 +565,7 @@ def _insert_dead_letter(
         err.retriable = False
         raise err
     event_ids = [str(event.get("id", "")) for event in rec.events]
-    _insert_firing(
+    inserted = _insert_firing(
         conn,
         FiringRecord(
             key=rec.key,
@@ -412,6 +580,8 @@ def _insert_dead_letter(
             finished_at=rec.created_at,
         ),
     )
+    if inserted:
+        _insert_events(conn, rec.key, events)
     conn.execute(
         f"INSERT INTO dead_letters ({_LETTER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (
@@ -436,6 +606,7 @@ def _release_dead_letter(conn: sqlite3.Connection, letter_id: str) -> DeadLetter
     conn.execute("DELETE FROM dead_letters WHERE id = ?", (letter_id,))
     conn.execute("DELETE FROM firings WHERE key = ? AND status = 'dead-lettered'", (letter.key,))
     conn.execute("DELETE FROM firing_events WHERE key = ?", (letter.key,))
+    conn.execute("DELETE FROM lineage_events WHERE key = ?", (letter.key,))
     return letter
 
 
@@ -452,6 +623,18 @@ def _firing(row: tuple[Any, ...]) -> FiringRecord:
         result=result,
         started_at=float(started),
         finished_at=float(finished),
+    )
+
+
+def _stored_event(row: tuple[Any, ...]) -> StoredEvent:
+    key, dependency, event_id, event, size, truncated = row
+    return StoredEvent(
+        key=key,
+        dependency=dependency,
+        event_id=event_id,
+        event=dict(orjson.loads(event)),
+        size=int(size),
+        truncated=bool(truncated),
     )
 
 

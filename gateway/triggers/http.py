@@ -241,7 +241,7 @@ class HttpTrigger(TriggerExecutor):
         self.spec = trigger.template.http
         self.client: HttpClient = context.http_client or HttpxClient(context.http)
         # At most this many requests of this trigger at once, whatever the shared pool allows.
-        self._concurrency = asyncio.Semaphore(64)
+        self._concurrency = asyncio.Semaphore(32)
         policy = trigger.policy.status if trigger.policy else None
         self.allow: frozenset[int] | None = frozenset(policy.allow) if policy else None
 

@@ -334,9 +334,10 @@ async def test_aiohttp_client_close_ends_its_connections(server: RawServer) -> N
 async def test_aiohttp_client_sends_no_cookies_back(server: RawServer) -> None:
     server.replies.append(Reply(headers={"Set-Cookie": "session=abc; Path=/"}))
     client = AiohttpClient()
+    url = server.url.replace("127.0.0.1", "localhost") + "/"  # a host name: cookie jars skip IP addresses
     try:
         for _ in range(2):
-            assert (await client.request("POST", server.url + "/", b"{}", {}, 5.0)).status == 200
+            assert (await client.request("POST", url, b"{}", {}, 5.0)).status == 200
     finally:
         await client.close()
     assert all("cookie" not in seen.headers for seen in server.requests)  # as Argo Events: no cookie jar
