@@ -27,7 +27,9 @@ by its PID:
 
 ``--profile NAME`` runs one client (or ``trigger:NAME``) under cProfile and prints the top functions.
 
-``python bench/http_client.py [--quick] [--requests N] [--firings N] [--part clients|trigger|all]``
+``python bench/http_client.py [--quick] [--requests N] [--firings N] [--baseline-seconds S]
+[--part clients|trigger|all]`` (a smoke run of a few seconds: ``--quick --requests 50 --firings 50
+--warmup-requests 10 --baseline-seconds 0.4``)
 
 Timings never change the exit status: 0 when everything ran, 1 when a run failed (a non-200
 answer, a process that misbehaved), 2 for bad options.
@@ -406,7 +408,8 @@ def child(
 
 
 def server_baseline(port: int, server_pid: int, args: argparse.Namespace) -> Row:
-    duration = 2.0 if args.quick else 5.0
+    duration = args.baseline_seconds
+    warmup = min(0.5 if args.quick else 1.0, duration / 4)
     cmd = [
         sys.executable,
         str(BENCH / "loadgen.py"),
@@ -420,7 +423,7 @@ def server_baseline(port: int, server_pid: int, args: argparse.Namespace) -> Row
         "--duration",
         str(duration),
         "--warmup",
-        "0.5" if args.quick else "1",
+        str(warmup),
         "--server-pid",
         str(server_pid),
     ]
@@ -563,6 +566,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, help="measured requests per client (default 20 000)")
     parser.add_argument("--firings", type=int, help="measured firings per trigger run (default 10 000)")
     parser.add_argument("--warmup-requests", type=int, help="unmeasured requests first (default 1 000)")
+    parser.add_argument(
+        "--baseline-seconds",
+        type=float,
+        help="seconds the loadgen baseline measures (default 5, 2 with --quick); its warm-up is at most a "
+        "quarter of it",
+    )
     parser.add_argument("--concurrency", type=int, default=32, help="concurrent requests (default 32)")
     parser.add_argument(
         "--in-flight",
@@ -587,6 +596,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("requests", "firings", "concurrency", "in_flight"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.baseline_seconds is None:
+        args.baseline_seconds = 2.0 if args.quick else 5.0
+    if not args.baseline_seconds > 0:
+        parser.error(f"--baseline-seconds must be > 0, got {args.baseline_seconds}")
     if args.child:
         return child_main(args)
     try:

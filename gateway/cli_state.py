@@ -13,31 +13,38 @@
                                  in-cluster) or a file
 
 They work while the gateway runs: the state store is SQLite in WAL mode, shared by both processes.
-Lineage is what the store kept with each firing (``gateway.store``: the events themselves, so it
-outlives the bus's retention); each replica keeps its own.
+The lineage answers are assembled by ``gateway.lineage`` (which also says what is kept where); this
+module renders them as text or JSON.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
-import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import orjson
 import typer
-import yaml
 
-from gateway.k8s import ClusterConfig, KubeClient, KubeError, find_cluster
-from gateway.outbox import CLUSTER_SCOPED_KINDS, Outbox, list_outbox
+from gateway.lineage import (
+    FiringLineage,
+    LineageError,
+    MadeObject,
+    ObjectLineage,
+    ObjectSummary,
+    event_lineage,
+    firing_lineage,
+    object_lineage,
+    objects_in_file,
+    read_object,
+    replica_hint,
+)
+from gateway.outbox import list_outbox
 from gateway.store import DeadLetter, FiringRecord, ReplayRequest, SqliteStore, StoredEvent
-from sensors.fanout import FANOUT_SOURCE
-from sensors.objects import EVENT_IDS_ANNOTATION, FIRING_LABEL, LAST_FIRING_ANNOTATION, created_by
+from sensors.objects import EVENT_IDS_ANNOTATION, FIRING_LABEL, LAST_FIRING_ANNOTATION
 
 T = TypeVar("T")
 
@@ -249,35 +256,12 @@ Kubeconfig = Annotated[
     Path | None, typer.Option("--kubeconfig", help="Read the object from the cluster of this kubeconfig.")
 ]
 
-#: apiVersion of the kinds ``lineage object --kind`` knows without ``--api-version``.
-KNOWN_API_VERSIONS = {
-    **dict.fromkeys(
-        ("Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow", "Sensor", "EventSource"),
-        "argoproj.io/v1alpha1",
-    ),
-    **dict.fromkeys(("Pod", "ConfigMap", "Secret", "Service", "PersistentVolumeClaim", "Namespace"), "v1"),
-    **dict.fromkeys(("Job", "CronJob"), "batch/v1"),
-    **dict.fromkeys(("Deployment", "StatefulSet", "DaemonSet"), "apps/v1"),
-}
 RELATED_SHOWN = 20  # other firings of the same events listed in text; --json lists them all
-
-# "created Workflow argo/x", "Workflow argo/x already exists (created by this firing before)"
-_MADE = re.compile(
-    r"(?:^|; )created (?P<kind>[A-Za-z][\w.]*) (?P<where>[^\s;]+)"
-    r"|^(?P<kind2>[A-Za-z][\w.]*) (?P<where2>[^\s;]+) already exists \(created by this firing"
-)
 
 
 def _fail(message: str) -> NoReturn:
     typer.echo(message, err=True)
     raise typer.Exit(code=1)
-
-
-def _replica_hint(state_dir: Path, command: str) -> str:
-    return (
-        "lineage is kept in the state directory of the replica that fired: with several replicas, ask "
-        f"each (kubectl exec triggergate-N -- triggergate lineage {command} --state-dir {state_dir})"
-    )
 
 
 def _print_json(doc: Any) -> None:
@@ -302,99 +286,6 @@ def _short(text: str, limit: int = 160) -> str:
 
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
-
-
-@dataclass(frozen=True, slots=True)
-class MadeObject:
-    """An object a firing created (named in its result), and its file when it is in the outbox."""
-
-    kind: str
-    namespace: str
-    name: str
-    outbox: Path | None = None
-
-    def __str__(self) -> str:
-        where = f"{self.namespace}/{self.name}" if self.namespace else self.name
-        return f"{self.kind} {where}" + (f" (outbox file {self.outbox})" if self.outbox else "")
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "namespace": self.namespace,
-            "name": self.name,
-            "outbox": None if self.outbox is None else str(self.outbox),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class FiringLineage:
-    """A firing with its events, what it created, its dead letter and the other firings of its events."""
-
-    record: FiringRecord
-    events: list[StoredEvent]
-    not_kept: list[tuple[str, str]]  # (dependency, event id) of events the store did not keep
-    objects: list[MadeObject]
-    letter: DeadLetter | None
-    related: list[FiringRecord]
-
-
-def objects_made(record: FiringRecord, outbox: Path) -> list[MadeObject]:
-    """The objects a succeeded firing created, as its ``result`` names them (``created Workflow
-    argo/x``, ``Workflow argo/x already exists (created by this firing before)``), with the outbox
-    file of each that is in the outbox with the firing's ``triggergate.io/firing`` label."""
-    if record.status != "succeeded":
-        return []
-    made: dict[tuple[str, str, str], MadeObject] = {}
-    for match in _MADE.finditer(record.result):
-        kind = match.group("kind") or match.group("kind2")
-        namespace, _, name = (match.group("where") or match.group("where2")).rpartition("/")
-        path: Path | None = None
-        try:
-            candidate = Outbox(outbox).path_for(kind, name, namespace)
-            obj = yaml.safe_load(candidate.read_text(encoding="utf-8"))
-        except (KubeError, OSError, yaml.YAMLError):
-            obj = None
-        if isinstance(obj, dict) and obj.get("kind") == kind and created_by(obj) == record.key:
-            path = candidate
-        made[(kind, namespace, name)] = MadeObject(kind, namespace, name, path)
-    return list(made.values())
-
-
-async def firing_lineage(store: SqliteStore, key: str, outbox: Path) -> FiringLineage | None:
-    """Everything the store knows about the firing ``key``; None if it has no such firing."""
-    record = await store.get_firing(key)
-    if record is None:
-        return None
-    events = await store.firing_events_kept(key)
-    kept = {(event.dependency, event.event_id) for event in events}
-    kept_ids = {event.event_id for event in events}
-    not_kept = [
-        (dep, event_id) for dep, event_id in record.dependencies.items() if (dep, event_id) not in kept
-    ]
-    named = set(record.dependencies.values())
-    not_kept += [("", event_id) for event_id in record.event_ids if event_id not in named | kept_ids]
-    related: dict[str, FiringRecord] = {}
-    for event_id in dict.fromkeys([*record.event_ids, *record.dependencies.values()]):
-        for other in await store.firings_for_event(event_id):
-            if other.key != key:
-                related[other.key] = other
-    return FiringLineage(
-        record=record,
-        events=events,
-        not_kept=not_kept,
-        objects=await asyncio.to_thread(objects_made, record, outbox),
-        letter=await store.dead_letter_for_firing(key),
-        related=sorted(related.values(), key=lambda r: (r.finished_at, r.key)),
-    )
-
-
-def _roles(events: Sequence[StoredEvent]) -> list[str]:
-    """What each event is in a fan-out item's firing: the item, and the marker (the other event)."""
-    items = [event.event.get("source") == FANOUT_SOURCE for event in events]
-    if not any(items):
-        return [""] * len(events)
-    others = items.count(False)
-    return ["fan-out item" if item else ("fan-out marker" if others == 1 else "") for item in items]
 
 
 def _firing_json(rec: FiringRecord) -> dict[str, Any]:
@@ -435,12 +326,34 @@ def _event_json(event: StoredEvent, role: str) -> dict[str, Any]:
     }
 
 
+def _made_json(obj: MadeObject) -> dict[str, Any]:
+    return {
+        "kind": obj.kind,
+        "namespace": obj.namespace,
+        "name": obj.name,
+        "outbox": None if obj.outbox is None else str(obj.outbox),
+    }
+
+
+def _object_json(summary: ObjectSummary) -> dict[str, Any]:
+    return {
+        "apiVersion": summary.api_version,
+        "kind": summary.kind,
+        "namespace": summary.namespace,
+        "name": summary.name,
+        "from": summary.origin,
+        "firing": summary.firing,
+        "event_ids": summary.event_ids,
+        "last_firing": summary.last_firing,
+    }
+
+
 def lineage_json(lineage: FiringLineage) -> dict[str, Any]:
     return {
         "firing": _firing_json(lineage.record),
-        "events": [_event_json(e, r) for e, r in zip(lineage.events, _roles(lineage.events), strict=True)],
+        "events": [_event_json(e, r) for e, r in zip(lineage.events, lineage.roles(), strict=True)],
         "events_not_kept": [{"dependency": dep, "id": event_id} for dep, event_id in lineage.not_kept],
-        "objects": [obj.to_json() for obj in lineage.objects],
+        "objects": [_made_json(obj) for obj in lineage.objects],
         "dead_letter": None if lineage.letter is None else _letter_json(lineage.letter),
         "related_firings": [_firing_json(rec) for rec in lineage.related],
     }
@@ -507,7 +420,7 @@ def lineage_lines(lineage: FiringLineage) -> list[str]:
         lines.append(f"  dead letter:    {lineage.letter.id} (`triggergate dlq show {lineage.letter.id}`)")
     lines.append("")
     lines.append(f"events ({len(lineage.events)}):")
-    for event, role in zip(lineage.events, _roles(lineage.events), strict=True):
+    for event, role in zip(lineage.events, lineage.roles(), strict=True):
         lines.extend(_event_lines(event, role))
     for dep, event_id in lineage.not_kept:
         name = dep or "(no dependency name)"
@@ -522,7 +435,7 @@ def lineage_lines(lineage: FiringLineage) -> list[str]:
 
 
 def _no_firing(key: str, state_dir: Path) -> str:
-    return f"no firing with key {key} in {state_dir / 'state.db'}; " + _replica_hint(
+    return f"no firing with key {key} in {state_dir / 'state.db'}; " + replica_hint(
         state_dir, f"firing {key}"
     )
 
@@ -538,20 +451,13 @@ def lineage_event(
     Per firing: finish time, sensor/trigger, status, attempts, firing key and result (which names
     the object it created, e.g. `created Workflow argo/run-align-x`).
     """
-
-    async def load(store: SqliteStore) -> tuple[StoredEvent | None, list[FiringRecord], list[DeadLetter]]:
-        return (
-            await store.event_kept(event_id),
-            await store.firings_for_event(event_id),
-            await store.dead_letters_for_event(event_id),
-        )
-
-    kept, firings, letters = _with_store(state_dir, load)
+    answer = _with_store(state_dir, lambda store: event_lineage(store, event_id))
+    kept, firings, letters = answer.kept, answer.firings, answer.dead_letters
     if not firings and not letters:
         _fail(
             f"no firing used event {event_id} in {state_dir / 'state.db'}; an event that started "
             "nothing yet may be waiting on the bus for its other dependencies, or did not pass the "
-            "filters; " + _replica_hint(state_dir, f"event {event_id}")
+            "filters; " + replica_hint(state_dir, f"event {event_id}")
         )
     if as_json:
         _print_json(
@@ -622,130 +528,6 @@ def lineage_firing(
         typer.echo(line)
 
 
-@dataclass(frozen=True, slots=True)
-class _Found:
-    obj: dict[str, Any]
-    origin: str  # where it was read: "outbox file ...", "the Kubernetes API at ...", "FILE"
-
-
-def _objects_in(file: Path) -> list[dict[str, Any]]:
-    """The Kubernetes objects in a YAML or JSON file (``-`` is standard input); a ``List`` gives its items."""
-    try:
-        text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
-        docs = list(yaml.safe_load_all(text))
-    except OSError as exc:
-        _fail(f"cannot read {file}: {exc}")
-    except yaml.YAMLError as exc:
-        _fail(f"{file} is not YAML or JSON: {exc}")
-    found: list[dict[str, Any]] = []
-    for doc in docs:
-        if isinstance(doc, dict) and str(doc.get("kind", "")).endswith("List") and "items" in doc:
-            found.extend(item for item in doc.get("items") or [] if isinstance(item, dict))
-        elif isinstance(doc, dict):
-            found.append(doc)
-    if not found:
-        _fail(f"no Kubernetes object in {file}; give a file as `kubectl get wf NAME -o yaml` writes it")
-    return found
-
-
-def _cluster(kubeconfig: Path | None, context: str | None) -> ClusterConfig | None:
-    """The cluster to read from: the one --kubeconfig / --kube-context name, else the pod's own."""
-    try:
-        cluster = find_cluster(kubeconfig, context)
-    except KubeError as exc:
-        _fail(str(exc))
-    if kubeconfig is None and context is None and (cluster is None or cluster.source != "in-cluster"):
-        return None
-    return cluster
-
-
-async def _read_object(
-    ref: str,
-    kind: str,
-    api_version: str | None,
-    outbox: Path,
-    cluster: ClusterConfig | None,
-) -> _Found:
-    namespace, _, name = ref.rpartition("/")
-    if not name or (not namespace and kind not in CLUSTER_SCOPED_KINDS):
-        _fail(f"give the object as NAMESPACE/NAME (e.g. argo/run-align-abc), not {ref!r}")
-    where = f"{namespace}/{name}" if namespace else name
-    path = Outbox(outbox).path_for(kind, name, namespace)
-    try:
-        obj = await asyncio.to_thread(lambda: yaml.safe_load(path.read_text(encoding="utf-8")))
-    except (OSError, yaml.YAMLError):
-        obj = None
-    if isinstance(obj, dict) and obj.get("kind") == kind and api_version in (None, obj.get("apiVersion")):
-        return _Found(obj, f"outbox file {path}")
-    if cluster is None:
-        _fail(
-            f"{kind} {where} is not in the outbox {outbox}; to read it from a cluster pass --kubeconfig "
-            "or --kube-context (in the gateway's pod the service account is used), or give the object "
-            f"with -f (kubectl get {kind.lower()} -n {namespace or '<namespace>'} {name} -o yaml > wf.yaml)"
-        )
-    version = api_version or KNOWN_API_VERSIONS.get(kind)
-    if version is None:
-        _fail(f"pass --api-version for kind {kind} (e.g. batch/v1 for Job)")
-    try:
-        client = KubeClient(cluster, workers=1)
-    except KubeError as exc:
-        _fail(str(exc))
-    try:
-        return _Found(await client.get(version, kind, name, namespace), client.description)
-    except KubeError as exc:
-        if exc.not_found:
-            _fail(
-                f"{kind} {where} is neither in the outbox {outbox} nor in the cluster ({client.description})"
-            )
-        _fail(f"cannot read {kind} {where} from the {client.description}: {exc}")
-    finally:
-        await client.close()
-
-
-def _object_json(found: _Found) -> dict[str, Any]:
-    obj = found.obj
-    metadata = obj.get("metadata") or {}
-    annotations = metadata.get("annotations") or {}
-    ids = str(annotations.get(EVENT_IDS_ANNOTATION) or "")
-    return {
-        "apiVersion": obj.get("apiVersion"),
-        "kind": obj.get("kind"),
-        "namespace": metadata.get("namespace") or "",
-        "name": metadata.get("name") or "",
-        "from": found.origin,
-        "firing": created_by(obj),
-        "event_ids": [event_id for event_id in ids.split(",") if event_id],
-        "last_firing": annotations.get(LAST_FIRING_ANNOTATION),
-    }
-
-
-async def _object_lineage(
-    store: SqliteStore, found: _Found, state_dir: Path
-) -> tuple[dict[str, Any], FiringLineage | None, str | None]:
-    """The object's summary, the lineage of the firing that created it, or why there is none."""
-    summary = _object_json(found)
-    key = summary["firing"]
-    title = f"{summary['kind']} {summary['namespace'] + '/' if summary['namespace'] else ''}{summary['name']}"
-    if key is None:
-        return (
-            summary,
-            None,
-            (f"{title} ({found.origin}) has no {FIRING_LABEL} label: triggergate did not create it"),
-        )
-    lineage = await firing_lineage(store, key, state_dir / "outbox")
-    if lineage is None:
-        ids = ", ".join(summary["event_ids"]) or "none"
-        return (
-            summary,
-            None,
-            (
-                f"{title} was created by firing {key} (its events: {ids}), but there is no firing with key "
-                f"{key} in {state_dir / 'state.db'}; " + _replica_hint(state_dir, f"firing {key}")
-            ),
-        )
-    return summary, lineage, None
-
-
 @lineage_app.command("object")
 def lineage_object(
     ref: Annotated[
@@ -779,36 +561,44 @@ def lineage_object(
     if (ref is None) == (file is None):
         typer.echo("give either NAMESPACE/NAME or -f FILE", err=True)
         raise typer.Exit(code=2)
-    if file is not None:
-        found = [_Found(obj, str(file)) for obj in _objects_in(file)]
-    else:
-        assert ref is not None
-        cluster = _cluster(kubeconfig, kube_context)
-        found = [asyncio.run(_read_object(ref, kind, api_version, state_dir / "outbox", cluster))]
+    try:
+        if file is not None:
+            found = objects_in_file(file)
+        else:
+            assert ref is not None
+            outbox = state_dir / "outbox"
+            read = read_object(
+                ref, kind, api_version, outbox, kubeconfig=kubeconfig, kube_context=kube_context
+            )
+            found = [asyncio.run(read)]
+    except LineageError as exc:
+        _fail(str(exc))
 
-    async def load(store: SqliteStore) -> list[tuple[dict[str, Any], FiringLineage | None, str | None]]:
-        return [await _object_lineage(store, one, state_dir) for one in found]
+    async def load(store: SqliteStore) -> list[ObjectLineage]:
+        return [await object_lineage(store, one, state_dir) for one in found]
 
     answers = _with_store(state_dir, load)
     failed = False
     docs = []
-    for index, (summary, lineage, problem) in enumerate(answers):
-        if problem is not None:
+    for index, answer in enumerate(answers):
+        summary, lineage = answer.summary, answer.lineage
+        if answer.problem is not None:
             failed = True
-            typer.echo(problem, err=True)
+            typer.echo(answer.problem, err=True)
         if as_json:
-            docs.append({"object": summary, **({} if lineage is None else lineage_json(lineage))})
+            docs.append(
+                {"object": _object_json(summary), **({} if lineage is None else lineage_json(lineage))}
+            )
             continue
         if lineage is None:
             continue
         if index:
             typer.echo("")
-        where = f"{summary['namespace']}/{summary['name']}" if summary["namespace"] else summary["name"]
-        typer.echo(f"{summary['kind']} {where} (from {summary['from']})")
-        typer.echo(f"  {FIRING_LABEL}: {summary['firing']}")
-        typer.echo(f"  {EVENT_IDS_ANNOTATION}: {', '.join(summary['event_ids']) or '-'}")
-        if summary["last_firing"]:
-            typer.echo(f"  last changed by firing {summary['last_firing']} ({LAST_FIRING_ANNOTATION})")
+        typer.echo(f"{summary.kind} {summary.where} (from {summary.origin})")
+        typer.echo(f"  {FIRING_LABEL}: {summary.firing}")
+        typer.echo(f"  {EVENT_IDS_ANNOTATION}: {', '.join(summary.event_ids) or '-'}")
+        if summary.last_firing:
+            typer.echo(f"  last changed by firing {summary.last_firing} ({LAST_FIRING_ANNOTATION})")
         for line in lineage_lines(lineage):
             typer.echo(line)
     if as_json:

@@ -31,6 +31,7 @@ statements per call), which is what makes many tiny publishes cheap.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import sqlite3
@@ -227,8 +228,10 @@ class GroupCommitDB:
                 if self._setup is not None:
                     self._setup(conn)
             except BaseException as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                # ``started`` must settle whatever happens here, or start() waits forever.
+                with contextlib.suppress(sqlite3.Error):
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
                 self._call(loop, _settle_one, started, None, self._translate(exc, "setup failed"))
                 return
             self._call(loop, _settle_one, started, None, None)

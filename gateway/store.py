@@ -227,7 +227,8 @@ def _migrate_lineage_events(conn: sqlite3.Connection) -> None:
                 _insert_events(conn, key, _letter_event_rows(docs))
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # BEGIN itself may have failed (busy): keep its error
+            conn.execute("ROLLBACK")
         raise
 
 

@@ -15,7 +15,7 @@ import yaml
 from typer.testing import CliRunner
 
 from gateway.cli import app
-from gateway.cli_state import objects_made
+from gateway.lineage import objects_made
 from gateway.outbox import Outbox
 from gateway.secrets import SecretStore
 from gateway.store import DeadLetter, FiringRecord, SqliteStore
