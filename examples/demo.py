@@ -440,6 +440,22 @@ def report_sequencer(wf_state: Path, log_path: Path, complete: list[str], code: 
             if " fired by " in line and len(line) > 200:  # the log trigger prints the whole item
                 line = line[:196] + " ..."
             print("    " + line)
+    lineage_ok = False
+    if workflows:
+        marker_id = workflows[0]["metadata"]["annotations"]["triggergate.io/event-ids"].split(",")[0]
+        step(
+            f"triggergate lineage event {marker_id} --state-dir {wf_state}   "
+            "(lineage: what the CopyComplete.txt event started)"
+        )
+        lineage = subprocess.run(
+            [sys.executable, "-m", "gateway", "lineage", "event", marker_id, "--state-dir", str(wf_state)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        for line in lineage.stdout.splitlines():
+            print("    " + (line[:196] + " ..." if len(line) > 200 else line))
+        lineage_ok = lineage.returncode == 0 and lineage.stdout.count("created Workflow") == len(complete)
     step(f"triggergate dlq list --state-dir {wf_state}   (the incomplete sample's report)")
     listed = subprocess.run(
         [sys.executable, "-m", "gateway", "dlq", "list", "--state-dir", str(wf_state)],
@@ -456,6 +472,7 @@ def report_sequencer(wf_state: Path, log_path: Path, complete: list[str], code: 
         and all(n == 1 for n in by_sample.values())
         and len(letters) == 1
         and "NA19240" in letters[0]
+        and lineage_ok
     )
     print(
         f"\n    {'OK' if ok else 'UNEXPECTED'}: {len(by_sample)} Workflows for {len(complete)} complete "
