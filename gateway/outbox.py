@@ -115,19 +115,20 @@ class Outbox:
     def _write(path: Path, obj: Mapping[str, Any], *, exclusive: bool) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         text = yaml.safe_dump(dict(obj), sort_keys=False, allow_unicode=True)
-        if exclusive:  # raises FileExistsError when the object exists
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        # The whole file is written and synced under a temporary name first, so that a reader (or a
+        # crash) never sees a half-written object under its real name.
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            with open(tmp, "w", encoding="utf-8") as handle:
                 handle.write(text)
                 handle.flush()
                 os.fsync(handle.fileno())
-            return
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+            if exclusive:  # link() is atomic and raises FileExistsError when the object exists
+                os.link(tmp, path)
+            else:
+                os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def _existing(self, api_version: str, kind: str, name: str, namespace: str) -> tuple[Path, KubeObject]:
         path = self.path_for(kind, name, namespace)

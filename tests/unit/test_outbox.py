@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -35,6 +36,22 @@ async def test_create_writes_a_file_and_a_second_create_conflicts(outbox: Outbox
     with pytest.raises(KubeError) as missing:
         await outbox.get("v1", "ConfigMap", "w1", "argo")  # same name, other kind
     assert missing.value.not_found
+
+
+async def test_a_create_that_fails_half_way_leaves_no_object_and_no_temporary(
+    outbox: Outbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("gateway.outbox.os.fsync", disk_full)
+    with pytest.raises(OSError):
+        await outbox.create(WF, "argo")
+    assert list((outbox.root / "argo").iterdir()) == []  # a reader never sees a half-written object
+    monkeypatch.undo()
+    created = await asyncio.gather(*(outbox.create(WF, "argo") for _ in range(4)), return_exceptions=True)
+    assert sum(not isinstance(r, BaseException) for r in created) == 1
+    assert [p.name for p in (outbox.root / "argo").iterdir()] == ["w1.yaml"]
 
 
 async def test_generate_name_cluster_scope_list_and_selectors(outbox: Outbox) -> None:
