@@ -300,7 +300,10 @@ async def read_object(
     if not name or (not namespace and kind not in CLUSTER_SCOPED_KINDS):
         raise LineageError(f"give the object as NAMESPACE/NAME (e.g. argo/run-align-abc), not {ref!r}")
     where = f"{namespace}/{name}" if namespace else name
-    path = Outbox(outbox).path_for(kind, name, namespace)
+    try:
+        path = Outbox(outbox).path_for(kind, name, namespace)
+    except KubeError as exc:  # a name no object can have ("..", "a/b")
+        raise LineageError(f"{ref!r} is not a valid object name: {exc.message}") from exc
     try:
         obj = await asyncio.to_thread(lambda: yaml.safe_load(path.read_text(encoding="utf-8")))
     except (OSError, yaml.YAMLError):

@@ -502,10 +502,13 @@ class KafkaBus(Bus):
             except KafkaError as exc:
                 raise BusError(f"cannot create the Kafka topics {', '.join(missing)}: {exc!r}") from exc
             failed = []
+            existing = []
             for entry in response.topic_errors:
                 name, code = entry[0], entry[1]
                 if code in (0, _TOPIC_ALREADY_EXISTS):
                     self._topics_ready.add(name)
+                    if code == _TOPIC_ALREADY_EXISTS:
+                        existing.append(name)
                 else:
                     message = entry[2] if len(entry) > 2 and entry[2] else f"error code {code}"
                     failed.append(f"{name}: {message}")
@@ -513,6 +516,29 @@ class KafkaBus(Bus):
                 raise BusError(
                     f"cannot create the Kafka topics ({'; '.join(failed)}); create them with "
                     f"{self.partitions} partitions or grant the gateway the right to create topics"
+                )
+            if existing:
+                await self._check_partitions(existing)
+
+    async def _check_partitions(self, topics: list[str]) -> None:
+        """Warn when a topic that already existed has fewer partitions than ``partitions``: it then
+        bounds how many replicas share a sensor's work (best effort: metadata errors are ignored)."""
+        assert self._admin is not None
+        try:
+            described = await self._admin.describe_topics(topics)
+        except KafkaError as exc:
+            log.debug("could not describe the topics %s: %r", ", ".join(topics), exc)
+            return
+        for topic in described:
+            count = len(topic.get("partitions") or [])
+            if 0 < count < self.partitions:
+                log.warning(
+                    "Kafka topic %s exists with %d partition(s), fewer than partitions=%d: at most %d "
+                    "replica(s) share its sensor's work; add partitions to the topic to spread it wider",
+                    topic.get("topic"),
+                    count,
+                    self.partitions,
+                    count,
                 )
 
     # -- publish -------------------------------------------------------------------------------

@@ -539,3 +539,20 @@ def test_sasl_reads_user_and_password_from_the_secrets_dir(tmp_path: Path) -> No
 
     with pytest.raises(ConfigError, match="needs the secrets directory"):
         create_bus(kind, tmp_path, **opts)
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(120)
+async def test_a_topic_that_exists_with_fewer_partitions_is_used_with_a_warning(
+    buses: Buses, caplog: pytest.LogCaptureFixture
+) -> None:
+    opts = options(partitions=2)
+    small = await buses.open("first", **opts)
+    small.set_router(by_key, [GROUP])
+    await small.publish([event("a-0", "a")])  # creates the group's topic with 2 partitions
+    caplog.set_level("WARNING", logger="gateway.bus.kafka")
+    wider = await buses.open("second", **{**opts, "partitions": 4})
+    wider.set_router(by_key, [GROUP])
+    assert await wider.publish([event("b-0", "b")]) == [True]
+    warnings = [r.getMessage() for r in caplog.records if "fewer than partitions=4" in r.getMessage()]
+    assert any(f"{wider.topic_for(GROUP)} exists with 2 partition(s)" in w for w in warnings), warnings

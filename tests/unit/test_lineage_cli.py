@@ -262,6 +262,8 @@ def test_object_errors_say_what_to_do(state: Path, tmp_path: Path) -> None:
     assert lineage(state, "object", "argo/x", "-f", "wf.yaml").exit_code == 2
     bare = lineage(state, "object", WORKFLOW)
     assert bare.exit_code == 1 and "give the object as NAMESPACE/NAME (e.g. argo/" in bare.output
+    dots = lineage(state, "object", "argo/..")
+    assert dots.exit_code == 1 and "'argo/..' is not a valid object name" in dots.output
     missing = lineage(state, "object", "argo/nope")
     assert missing.exit_code == 1
     assert f"Workflow argo/nope is not in the outbox {state / 'outbox'}" in missing.output
