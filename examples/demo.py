@@ -74,24 +74,26 @@ def post(path: str, doc: dict[str, object]) -> None:
     print(f"    POST {path} {json.dumps(doc)} -> {response.status_code} {response.text}")
 
 
+def start_gateway(
+    args: list[str], log_path: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``triggergate run ARGS --host 127.0.0.1`` in the background, its output in ``log_path``."""
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "gateway", "run", *args, "--host", "127.0.0.1"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+
+
 def main() -> int:
     server = ThreadingHTTPServer(("127.0.0.1", 12001), Pipeline)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     state = Path(tempfile.mkdtemp(prefix="triggergate-demo-"))
     step(f"starting: triggergate run examples/webhook-demo --state-dir {state}")
-    log = open(state / "gateway.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gateway",
-            "run",
-            *[str(HERE / "webhook-demo"), "--state-dir", str(state / "state")],
-            "--host",
-            "127.0.0.1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    proc = start_gateway(
+        [str(HERE / "webhook-demo"), "--state-dir", str(state / "state")], state / "gateway.log"
     )
     try:
         if not wait_healthy(proc=proc):
@@ -119,7 +121,6 @@ def main() -> int:
         step("stopping the gateway with SIGTERM")
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=30)
-        log.close()
         server.shutdown()
         print(f"    exit code {code}")
     step("the gateway's log")
@@ -136,19 +137,8 @@ def workflow_demo(state: Path) -> int:
     example = HERE / "workflow-from-template"
     wf_state = state / "workflow-state"
     step(f"starting: triggergate run examples/workflow-from-template --dry-run --state-dir {wf_state}")
-    log = open(state / "workflow-gateway.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gateway",
-            "run",
-            *[str(example), "--dry-run", "--state-dir", str(wf_state)],
-            "--host",
-            "127.0.0.1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    proc = start_gateway(
+        [str(example), "--dry-run", "--state-dir", str(wf_state)], state / "workflow-gateway.log"
     )
     try:
         if not wait_healthy(proc=proc):
@@ -174,7 +164,6 @@ def workflow_demo(state: Path) -> int:
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=30)
-        log.close()
     files = sorted(outbox.rglob("*.yaml"))
     step(f"the outbox holds {len(files)} Workflow(s) (with a cluster, they would be created in it)")
     for path in files:
@@ -338,24 +327,7 @@ def sequencer_demo(state: Path, port: int = 12000) -> int:
         step(f"starting: triggergate run {manifests} --dry-run --state-dir {wf_state}")
         print("    (examples/sequencer-upload in pushed mode: MinIO-style notifications POSTed to")
         print(f"     {base}/s3/run-files; fanOut.s3 lists the moto server)")
-        with open(log_path, "wb") as log:
-            gateway = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gateway",
-                    "run",
-                    str(manifests),
-                    "--dry-run",
-                    "--state-dir",
-                    str(wf_state),
-                    "--host",
-                    "127.0.0.1",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
+        gateway = start_gateway([str(manifests), "--dry-run", "--state-dir", str(wf_state)], log_path, env)
         if not wait_healthy(base=base, proc=gateway):
             print(log_path.read_text())
             return 1

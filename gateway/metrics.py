@@ -183,11 +183,8 @@ class GatewayMetrics(Collector):
         store = self.store
         if store is None:
             return
-        try:  # the store has no public count; one GROUP BY over a table of failures is cheap
-            rows = await asyncio.wait_for(
-                store._query("SELECT sensor, count(*) FROM dead_letters GROUP BY sensor", ()),
-                STORE_QUERY_TIMEOUT,
-            )
+        try:  # one GROUP BY over a table of failures is cheap
+            counts = await asyncio.wait_for(store.dead_letter_counts(), STORE_QUERY_TIMEOUT)
         except Exception as exc:  # a scrape must not fail because the store is slow or closed
             if not self._store_failing:
                 logger.warning("metrics: cannot count the dead letters in the state store: %r", exc)
@@ -195,7 +192,7 @@ class GatewayMetrics(Collector):
             self._dead_letters = None
             return
         self._store_failing = False
-        self._dead_letters = {str(sensor): int(count) for sensor, count in rows}
+        self._dead_letters = counts
 
     async def render(self, accept: str | None = None) -> tuple[bytes, str]:
         """The exposition body and content type for a scrape with this ``Accept`` header (the

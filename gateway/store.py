@@ -439,6 +439,11 @@ class SqliteStore:
         rows = await self._query(f"SELECT {_LETTER_COLUMNS} FROM dead_letters WHERE key = ?", (key,))
         return _letter(rows[0]) if rows else None
 
+    async def dead_letter_counts(self) -> dict[str, int]:
+        """How many dead letters each sensor has (sensors without any are absent)."""
+        rows = await self._query("SELECT sensor, count(*) FROM dead_letters GROUP BY sensor", ())
+        return {str(sensor): int(count) for sensor, count in rows}
+
     async def list_dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """The most recent dead letters (with ``id`` set), newest first."""
         _check_limit(limit)

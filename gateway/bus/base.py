@@ -25,11 +25,16 @@ Every backend passes ``tests/contract/test_bus_contract.py``.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from gateway.errors import BusError
 from sensors.event import Event
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,3 +97,20 @@ class Bus(ABC):
     async def healthy(self) -> bool:
         """True when the bus can accept publishes."""
         return True
+
+
+async def flush_loop(
+    signal: asyncio.Event, interval: float, flush: Callable[[], Awaitable[None]], what: str
+) -> None:
+    """Run ``flush`` ``interval`` seconds after ``signal`` is set (acknowledgements arrived), until
+    cancelled. A ``BusError`` is logged and retried on the next round: losing an ack is only a
+    redelivery, so the loop never stops over one."""
+    while True:
+        await signal.wait()
+        await asyncio.sleep(interval)
+        signal.clear()
+        try:
+            await flush()
+        except BusError as exc:
+            log.warning("could not save acknowledgements %s (will retry): %s", what, exc)
+            await asyncio.sleep(max(interval, 0.5))

@@ -77,7 +77,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from gateway.bus.base import Bus, Delivery, OnRevoke, Router
+from gateway.bus.base import Bus, Delivery, OnRevoke, Router, flush_loop
 from gateway.errors import BusError, ConfigError
 from gateway.sqlitedb import Coalescer, GroupCommitDB
 from sensors.event import EnvelopeError, Event
@@ -879,15 +879,7 @@ class KafkaBus(Bus):
             self._ack_signal.set()
 
     async def _flush_loop(self) -> None:
-        while True:
-            await self._ack_signal.wait()
-            await asyncio.sleep(self._flush_interval)
-            self._ack_signal.clear()
-            try:
-                await self._flush()
-            except BusError as exc:
-                log.warning("could not save acknowledgements (will retry): %s", exc)
-                await asyncio.sleep(max(self._flush_interval, 0.5))
+        await flush_loop(self._ack_signal, self._flush_interval, self._flush, f"of topic {self.topic}")
 
     async def _flush(self) -> None:
         for subs in list(self._subs.values()):

@@ -35,7 +35,7 @@ import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 from pathlib import Path
 
-from gateway.bus.base import Bus, Delivery, OnRevoke
+from gateway.bus.base import Bus, Delivery, OnRevoke, flush_loop
 from gateway.bus.memory import AckCursor
 from gateway.errors import BusError
 from gateway.sqlitedb import Coalescer, GroupCommitDB
@@ -306,15 +306,7 @@ class SqliteBus(Bus):
             self._ack_signal.set()
 
     async def _flush_loop(self) -> None:
-        while True:
-            await self._ack_signal.wait()
-            await asyncio.sleep(self._ack_flush_interval)
-            self._ack_signal.clear()
-            try:
-                await self._flush_acks()
-            except BusError as exc:
-                log.warning("could not persist acknowledgements to %s (will retry): %s", self.path, exc)
-                await asyncio.sleep(max(self._ack_flush_interval, 0.5))
+        await flush_loop(self._ack_signal, self._ack_flush_interval, self._flush_acks, f"to {self.path}")
 
     async def _flush_acks(self) -> None:
         """Write the cursors and out-of-order acks that changed since the last flush.
